@@ -1,0 +1,1 @@
+"""bcd instructions (SDM Vol. 2)."""

@@ -1,0 +1,1 @@
+"""bits instructions (SDM Vol. 2)."""

@@ -1,0 +1,1 @@
+"""flagctl instructions (SDM Vol. 2)."""

@@ -1,0 +1,1 @@
+"""io instructions (SDM Vol. 2)."""

@@ -1,0 +1,1 @@
+"""muldiv instructions (SDM Vol. 2)."""

@@ -1,0 +1,1 @@
+"""segment instructions (SDM Vol. 2)."""

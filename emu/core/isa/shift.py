@@ -1,0 +1,1 @@
+"""shift instructions (SDM Vol. 2)."""

@@ -1,0 +1,1 @@
+"""stack instructions (SDM Vol. 2)."""

@@ -1,0 +1,1 @@
+"""string instructions (SDM Vol. 2)."""

@@ -1,0 +1,78 @@
+"""The run loop: fetch a decoded instruction, execute it, deliver faults,
+until the budget is spent or something needs Python (an exit)."""
+from emu.core.jit import jit
+from emu.core.icache import lookup
+from emu.core.dispatch import execute
+from emu.core.faults import handle_fault
+from emu.core.operands import effective_address
+from emu.core.layout import (EIP, EFLAGS, LF_OP, LF_A, LF_B, LF_R, LF_SIZE, FAULT, NEXT_EIP,
+                             INSN_EIP, ICOUNT, HALTED, EA, EXIT_REASON, EXIT_NONE, EXIT_BUDGET,
+                             EXIT_HALT, EXIT_IO, EXIT_BREAKPOINT, EXIT_ARG, D_LEN, D_HASMEM,
+                             D_OSIZE, BP_COUNT, BP_FIRST, CS, SEG_SLOTS, SEG_STRIDE, SEG_BASE,
+                             SEG_ATTR, ATTR_DB, INHIBIT_IRQ)
+
+
+@jit
+def at_breakpoint(cpu, eip):
+    lin = (cpu[SEG_SLOTS + CS * SEG_STRIDE + SEG_BASE] + eip) & 0xFFFFFFFF
+    for i in range(cpu[BP_COUNT]):
+        if cpu[BP_FIRST + i] == lin:
+            return True
+    return False
+
+
+@jit
+def run(g, budget, skip_breakpoint_at_start):
+    """Run at most ``budget`` instructions; returns an EXIT_* code."""
+    cpu = g.cpu
+    cpu[EXIT_REASON] = EXIT_NONE
+    n = 0
+    while n < budget:
+        if cpu[HALTED]:
+            cpu[EXIT_REASON] = EXIT_HALT
+            break
+        eip = cpu[EIP]
+        if cpu[BP_COUNT] > 0 and not (n == 0 and skip_breakpoint_at_start) and at_breakpoint(cpu, eip):
+            cpu[EXIT_REASON] = EXIT_BREAKPOINT
+            cpu[EXIT_ARG] = eip
+            break
+        cpu[INSN_EIP] = eip
+        n += 1
+        idx = lookup(g, eip)
+        if idx < 0:
+            handle_fault(g)
+            if cpu[EXIT_REASON] != EXIT_NONE:
+                break
+            continue
+        d = g.ic[idx]
+        cs32 = cpu[SEG_SLOTS + CS * SEG_STRIDE + SEG_ATTR] & ATTR_DB
+        cpu[NEXT_EIP] = (eip + d[D_LEN]) & (0xFFFFFFFF if cs32 else 0xFFFF)
+        if d[D_HASMEM]:
+            cpu[EA] = effective_address(cpu, d)
+        # a faulting instruction leaves the flags as they were
+        saved_flags = cpu[EFLAGS]
+        saved_op = cpu[LF_OP]
+        saved_a = cpu[LF_A]
+        saved_b = cpu[LF_B]
+        saved_r = cpu[LF_R]
+        saved_size = cpu[LF_SIZE]
+        cpu[INHIBIT_IRQ] = 0
+        execute(g, d)
+        if cpu[FAULT] >= 0:
+            cpu[EFLAGS] = saved_flags
+            cpu[LF_OP] = saved_op
+            cpu[LF_A] = saved_a
+            cpu[LF_B] = saved_b
+            cpu[LF_R] = saved_r
+            cpu[LF_SIZE] = saved_size
+            handle_fault(g)
+        elif cpu[EXIT_REASON] == EXIT_IO:
+            break          # not retired: re-executed when Python has served the port
+        else:
+            cpu[EIP] = cpu[NEXT_EIP]
+            cpu[ICOUNT] += 1
+        if cpu[EXIT_REASON] != EXIT_NONE:
+            break
+    if cpu[EXIT_REASON] == EXIT_NONE:
+        cpu[EXIT_REASON] = EXIT_BUDGET
+    return cpu[EXIT_REASON]

@@ -1,0 +1,267 @@
+"""Machine: one guest — its state arrays, the run loop, step/run/snapshot."""
+from dataclasses import dataclass
+
+import numpy as np
+
+from emu.core import layout as L
+from emu.cpu_view import CpuView
+from emu.memory_view import MemoryView
+
+MIN_MEMORY = 64 * 1024
+MAX_MEMORY = 4 << 30
+PAGE = 4096
+
+# CPUID signature this core reports in EDX at reset and in CPUID leaf 1 EAX
+RESET_EDX_SIGNATURE = 0x00000633
+
+
+@dataclass(frozen=True)
+class Exit:
+    """Why a run stopped.
+
+    kind: "budget" (max_instructions reached), "halt" (HLT), "exception"
+    (a guest exception, when the machine stops on them), "shutdown" (triple
+    fault), "io" (a port access that Python must serve), "breakpoint".
+    """
+    kind: str
+    instructions: int = 0
+    vector: int | None = None
+    error_code: int | None = None
+    port: int | None = None
+    address: int | None = None
+
+    def __repr__(self):
+        extra = ""
+        if self.vector is not None:
+            extra += f", vector={self.vector}"
+            if self.error_code is not None:
+                extra += f", error_code={self.error_code:#x}"
+        if self.port is not None:
+            extra += f", port={self.port:#x}"
+        if self.address is not None:
+            extra += f", address={self.address:#x}"
+        return f"Exit({self.kind!r}, instructions={self.instructions}{extra})"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An exact copy of a Machine's state; ``m.restore(s)`` returns to it
+    as often as wanted."""
+    cpu: np.ndarray
+    mem: np.ndarray
+    pm: np.ndarray
+
+
+def _check_memory_size(memory_size):
+    if isinstance(memory_size, bool) or not isinstance(memory_size, int):
+        raise TypeError(f"memory_size must be an int number of bytes, not {type(memory_size).__name__}")
+    if memory_size < MIN_MEMORY or memory_size > MAX_MEMORY:
+        raise ValueError(f"memory_size {memory_size:#x} is out of range: visor86 guests have "
+                         f"{MIN_MEMORY // 1024} KiB to 4 GiB of RAM")
+    if memory_size % PAGE:
+        raise ValueError(f"memory_size {memory_size:#x} is not a multiple of 4 KiB (the page size); "
+                         f"try {(memory_size + PAGE - 1) // PAGE * PAGE:#x}")
+
+
+class Machine:
+    """An x86 PC-class machine: CPU, RAM and (later) devices.
+
+    ``Machine(memory_size)`` starts in the power-on reset state: real mode,
+    CS:IP = F000:FFF0.  ``Machine.flat32(...)`` starts in 32-bit flat
+    protected mode at CPL 0 with paging off and no firmware.
+    """
+
+    def __init__(self, memory_size=1 << 20, *, deliver_exceptions=True):
+        _check_memory_size(memory_size)
+        from emu.core.layout import Guest
+        pages = memory_size // PAGE
+        self._state = Guest(
+            cpu=np.zeros(L.CPU_SLOTS, np.int64),
+            mem=np.zeros(memory_size, np.uint8),
+            pm=np.zeros(pages, np.int64),
+            ic=np.zeros((L.IC_ENTRIES + 1, L.D_FIELDS), np.int64),
+        )
+        self.cpu = CpuView(self)
+        self.memory = MemoryView(self)
+        self.port_handlers = {}
+        self.reset()
+        self.deliver_exceptions = deliver_exceptions
+
+    # --- construction ---------------------------------------------------------
+
+    @classmethod
+    def flat32(cls, memory_size=16 << 20, *, deliver_exceptions=False):
+        """32-bit flat protected mode, CPL 0, paging off, no firmware: CS, DS,
+        ES, FS, GS, SS cover 4 GiB from base 0 (their descriptors live only in
+        the hidden caches).  Guest exceptions end the run with an
+        ``exception`` exit unless ``deliver_exceptions`` is set."""
+        m = cls(memory_size, deliver_exceptions=deliver_exceptions)
+        c = m._state.cpu
+        c[L.CR0] = L.CR0_PE | L.CR0_ET
+        for seg in range(6):
+            s = L.SEG_SLOTS + seg * L.SEG_STRIDE
+            code = seg == L.CS
+            c[s + L.SEG_SEL] = 0x08 if code else 0x10
+            c[s + L.SEG_BASE] = 0
+            c[s + L.SEG_LIMIT] = 0xFFFFFFFF
+            c[s + L.SEG_ATTR] = (0x9B if code else 0x93) | L.ATTR_DB | L.ATTR_G
+        c[L.EIP] = 0
+        c[L.ESP] = memory_size & 0xFFFFFFF0 if memory_size < (1 << 32) else 0xFFFFFFF0
+        c[L.EDX] = 0
+        m._invalidate_decoded()
+        return m
+
+    def reset(self):
+        """Power-on reset (SDM Vol. 3, 9.1.1, table 9-1): real mode,
+        CS = F000 with base FFFF0000, EIP = FFF0, EDX = processor signature."""
+        c = self._state.cpu
+        c[:] = 0
+        for seg in range(8):
+            s = L.SEG_SLOTS + seg * L.SEG_STRIDE
+            c[s + L.SEG_LIMIT] = 0xFFFF
+            c[s + L.SEG_ATTR] = L.ATTR_REAL_DATA
+        cs = L.SEG_SLOTS + L.CS * L.SEG_STRIDE
+        c[cs + L.SEG_SEL] = 0xF000
+        c[cs + L.SEG_BASE] = 0xFFFF0000
+        c[cs + L.SEG_ATTR] = L.ATTR_REAL_CODE
+        c[L.SEG_SLOTS + L.LDTR * L.SEG_STRIDE + L.SEG_ATTR] = 0x82
+        c[L.SEG_SLOTS + L.TR * L.SEG_STRIDE + L.SEG_ATTR] = 0x8B
+        c[L.EIP] = 0xFFF0
+        c[L.EFLAGS] = L.FLAG_RESERVED1
+        c[L.EDX] = RESET_EDX_SIGNATURE
+        c[L.CR0] = L.CR0_ET | L.CR0_CD | L.CR0_NW
+        c[L.IDTR_LIMIT] = 0x3FF
+        c[L.GDTR_LIMIT] = 0xFFFF
+        c[L.A20_MASK] = 0xFFFFFFFF
+        c[L.RAM_SIZE] = len(self._state.mem)
+        c[L.FAULT] = -1
+        c[L.FAULT_ERR] = -1
+        c[L.DELIVERING] = -1
+        self._invalidate_decoded()
+
+    # --- options ------------------------------------------------------------------
+
+    @property
+    def deliver_exceptions(self):
+        """True: guest exceptions go through the IVT/IDT as on hardware.
+        False: the run stops with an ``exception`` exit, nothing delivered."""
+        return not int(self._state.cpu[L.OPTIONS]) & L.OPT_STOP_ON_EXCEPTION
+
+    @deliver_exceptions.setter
+    def deliver_exceptions(self, value):
+        c = self._state.cpu
+        if value:
+            c[L.OPTIONS] = int(c[L.OPTIONS]) & ~L.OPT_STOP_ON_EXCEPTION
+        else:
+            c[L.OPTIONS] = int(c[L.OPTIONS]) | L.OPT_STOP_ON_EXCEPTION
+
+    # --- running --------------------------------------------------------------------
+
+    def step(self):
+        """Execute exactly one instruction (a whole REP instruction is one)."""
+        return self.run(max_instructions=1)
+
+    def run(self, max_instructions=None):
+        """Run until an exit: ``max_instructions`` reached ("budget"), HLT,
+        a stopped exception, shutdown, an unserved port, or a breakpoint."""
+        from emu.core.run import run as core_run
+        if max_instructions is not None:
+            if isinstance(max_instructions, bool) or not isinstance(max_instructions, int) \
+                    or max_instructions < 0:
+                raise ValueError(f"max_instructions must be a non-negative int, not {max_instructions!r}")
+        c = self._state.cpu
+        start = int(c[L.ICOUNT])
+        remaining = max_instructions
+        first = True
+        while True:
+            chunk = (1 << 62) if remaining is None else remaining
+            if chunk == 0:
+                return Exit("budget", int(c[L.ICOUNT]) - start)
+            before = int(c[L.ICOUNT])
+            reason = int(core_run(self._state, chunk, first))
+            first = False
+            if remaining is not None:
+                # count attempts like the loop does: retired instructions bound it below
+                remaining = max(0, remaining - max(1, int(c[L.ICOUNT]) - before))
+            if reason == L.EXIT_IO and self._serve_io():
+                continue
+            done = int(c[L.ICOUNT]) - start
+            kind = L.EXIT_NAMES[reason]
+            if reason == L.EXIT_EXCEPTION:
+                err = int(c[L.EXIT_ERROR])
+                return Exit(kind, done, vector=int(c[L.EXIT_VECTOR]), error_code=None if err < 0 else err)
+            if reason == L.EXIT_IO:
+                return Exit(kind, done, port=int(c[L.IO_PORT]))
+            if reason == L.EXIT_BREAKPOINT:
+                return Exit(kind, done, address=int(c[L.EXIT_ARG]))
+            if reason == L.EXIT_BUDGET and remaining not in (None, 0):
+                continue
+            return Exit(kind, done)
+
+    def _serve_io(self):
+        """Serve a port access from Python: a registered handler, else the
+        port is unassigned (reads all ones, writes ignored)."""
+        c = self._state.cpu
+        port, size, is_out = int(c[L.IO_PORT]), int(c[L.IO_SIZE]), int(c[L.IO_DIR])
+        handler = self.port_handlers.get(port)
+        if is_out:
+            if handler is not None:
+                handler.write(port, size, int(c[L.IO_DATA]))
+        else:
+            value = handler.read(port, size) if handler is not None else (1 << (8 * size)) - 1
+            c[L.IO_DATA] = value & ((1 << (8 * size)) - 1)
+        c[L.IO_PENDING] = 1
+        return True
+
+    # --- breakpoints --------------------------------------------------------------------
+
+    def add_breakpoint(self, linear_address):
+        c = self._state.cpu
+        n = int(c[L.BP_COUNT])
+        if n >= L.BP_MAX:
+            raise ValueError(f"at most {L.BP_MAX} breakpoints at once")
+        c[L.BP_FIRST + n] = linear_address & 0xFFFFFFFF
+        c[L.BP_COUNT] = n + 1
+
+    def remove_breakpoint(self, linear_address):
+        c = self._state.cpu
+        bps = [int(c[L.BP_FIRST + i]) for i in range(int(c[L.BP_COUNT]))]
+        if linear_address not in bps:
+            raise ValueError(f"no breakpoint at {linear_address:#x}")
+        bps.remove(linear_address)
+        for i, a in enumerate(bps):
+            c[L.BP_FIRST + i] = a
+        c[L.BP_COUNT] = len(bps)
+
+    # --- snapshots ------------------------------------------------------------------------
+
+    def snapshot(self):
+        s = self._state
+        return Snapshot(s.cpu.copy(), s.mem.copy(), s.pm.copy())
+
+    def restore(self, snapshot):
+        if not isinstance(snapshot, Snapshot):
+            raise TypeError(f"restore() takes a Snapshot, not {type(snapshot).__name__}")
+        s = self._state
+        if snapshot.mem.shape != s.mem.shape:
+            raise ValueError(f"snapshot has {len(snapshot.mem)} bytes of RAM, this machine "
+                             f"{len(s.mem)}: restore it into a Machine of the same size")
+        s.cpu[:] = snapshot.cpu
+        s.mem[:] = snapshot.mem
+        s.pm[:] = snapshot.pm
+        self._invalidate_decoded()
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _invalidate_decoded(self):
+        self._state.ic[:, L.D_TAG] = 0
+
+    def _note_python_write(self, address, length):
+        pm = self._state.pm
+        first, last = address // PAGE, (address + max(length, 1) - 1) // PAGE
+        code = (pm[first:last + 1] & 1) != 0
+        pm[first:last + 1] = np.where(code, (pm[first:last + 1] + 256) & ~1, pm[first:last + 1]) | 2
+
+    def __repr__(self):
+        mode = "protected" if int(self._state.cpu[L.CR0]) & 1 else "real"
+        return f"<Machine {len(self._state.mem) // 1024} KiB, {mode} mode, {self.cpu.cs:#06x}:{self.cpu.eip:#x}>"
