@@ -110,10 +110,10 @@ class CpuView:
                 cpu[i] = (int(cpu[i]) & 0xFFFFFF00) | v
             else:
                 cpu[i - 4] = (int(cpu[i - 4]) & 0xFFFF00FF) | (v << 8)
-        elif name == "eip":
-            cpu[L.EIP] = _check_value(name, value, 32)
-        elif name == "ip":
-            cpu[L.EIP] = _check_value(name, value, 16)
+        elif name in ("eip", "ip"):
+            # moving the instruction pointer also wakes a halted CPU (as a debugger's "set pc")
+            cpu[L.EIP] = _check_value(name, value, 32 if name == "eip" else 16)
+            cpu[L.HALTED] = 0
         elif name in ("eflags", "flags"):
             from emu.core.flags import set_eflags_raw
             v = _check_value(name, value, 32 if name == "eflags" else 16)

@@ -1,0 +1,54 @@
+"""DESIGN.md: the hot path (emu/core/, devices/chips/) holds only jitted
+functions over arrays: no classes, no module-level mutable state, imports
+of numpy, numba and other hot modules only."""
+import ast
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+HOT = [ROOT / "emu" / "core", ROOT / "devices" / "chips"]
+ALLOWED_IMPORTS = ("numpy", "numba", "emu.core", "devices.chips", "collections", "hashlib", "os",
+                   "pathlib")
+
+
+def hot_files():
+    for d in HOT:
+        yield from sorted(d.rglob("*.py"))
+
+
+def test_hot_path_imports_only_hot_modules():
+    bad = []
+    for f in hot_files():
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            for n in names:
+                if not n.startswith(ALLOWED_IMPORTS):
+                    bad.append(f"{f.relative_to(ROOT)} imports {n}")
+    assert not bad, "\n".join(bad)
+
+
+def test_hot_path_has_no_classes_and_no_mutable_module_state():
+    bad = []
+    for f in hot_files():
+        tree = ast.parse(f.read_text())
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef):
+                bad.append(f"{f.relative_to(ROOT)}: class {node.name}")
+            if isinstance(node, ast.Assign) and isinstance(node.value, (ast.List, ast.Dict, ast.Set,
+                                                                         ast.ListComp, ast.DictComp)):
+                bad.append(f"{f.relative_to(ROOT)}:{node.lineno}: mutable module-level value")
+    assert not bad, "\n".join(bad)
+
+
+def test_every_function_in_core_isa_is_jitted():
+    bad = []
+    for f in (ROOT / "emu" / "core" / "isa").glob("*.py"):
+        for node in ast.parse(f.read_text()).body:
+            if isinstance(node, ast.FunctionDef):
+                decos = [ast.unparse(d) for d in node.decorator_list]
+                if "jit" not in decos:
+                    bad.append(f"{f.name}: {node.name} is not @jit")
+    assert not bad, "\n".join(bad)
