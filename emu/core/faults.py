@@ -1,7 +1,5 @@
 """Exception and interrupt delivery through the IVT (real mode) or the IDT
 (protected mode), with #DF and triple fault (SDM Vol. 3, chapter 6)."""
-import numpy as np
-
 from emu.core.jit import jit
 from emu.core.exceptions import raise_fault
 from emu.core.flags import get_eflags, set_eflags_raw
@@ -15,7 +13,7 @@ from emu.core.layout import (CS, SS, ESP, EIP, CPL, FAULT, FAULT_ERR, INSN_EIP, 
                              FLAG_RF, FLAG_VM, FLAG_AC, VEC_DF, VEC_GP, VEC_NP, VEC_SS, VEC_TS,
                              VEC_PF, VEC_DE, NO_ERROR_CODE, HALTED, DELIVERING, EXIT_REASON,
                              EXIT_SHUTDOWN, EXIT_EXCEPTION, EXIT_VECTOR, EXIT_ERROR, OPTIONS,
-                             OPT_STOP_ON_EXCEPTION, EFLAGS)
+                             OPT_STOP_ON_EXCEPTION, EFLAGS, DESC_SCRATCH)
 
 # how an event reached the CPU: decides the return EIP, the DPL check and EXT
 EVENT_FAULT = 0      # exception; return to the faulting instruction
@@ -109,7 +107,7 @@ def deliver_protected(g, vector, error_code, event, return_eip):
     if (sel & 0xFFFC) == 0:
         raise_fault(cpu, VEC_GP, ext)
         return
-    d = np.empty(2, np.int64)
+    d = cpu[DESC_SCRATCH:DESC_SCRATCH + 2]
     if not read_descriptor(g, sel, d):
         raise_fault(cpu, VEC_GP, (sel & 0xFFFC) + ext)
         return

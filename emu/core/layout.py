@@ -74,6 +74,7 @@ BP_COUNT = 98       # number of active breakpoints at BP_FIRST..
 FAULT_CLASS = 99
 FAULT_STOP = 100    # 1 while a fault that stops the run is being reported
 SHADOW_DONE = 101
+DESC_SCRATCH = 104   # two slots: a descriptor read by faults.py (lo, hi)
 BP_FIRST = 112
 BP_MAX = 16
 CPU_SLOTS = 160

@@ -1,0 +1,1 @@
+"""visor86 benchmarks: `python -m benchmarks` (see RESULTS.md)."""

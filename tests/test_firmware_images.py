@@ -1,0 +1,22 @@
+"""Every committed image is the output of its source (README: Firmware and
+guest images).  Rebuilt with nasm when it is installed (.ci/run installs it)."""
+import pathlib
+import shutil
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SOURCES = sorted((ROOT / "firmware").rglob("*.asm"))
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=[str(s.relative_to(ROOT)) for s in SOURCES])
+def test_committed_image_matches_its_source(source, tmp_path):
+    image = source.with_suffix(".bin")
+    assert image.is_file(), f"{image.relative_to(ROOT)} is not committed beside its source"
+    nasm = shutil.which("nasm")
+    if nasm is None:
+        pytest.fail("nasm is not installed: run .ci/run or `apt-get install nasm` to check the images")
+    out = tmp_path / image.name
+    subprocess.run([nasm, "-f", "bin", "-o", str(out), str(source)], check=True, cwd=ROOT)
+    assert out.read_bytes() == image.read_bytes(), f"{image.relative_to(ROOT)} is stale: rebuild it"
