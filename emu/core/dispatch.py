@@ -239,17 +239,17 @@ def exec_bcd(g, d):
     cpu = g.cpu
     m = d[D_MNEM]
     if m == IMPL_AAA:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # AAA: not implemented yet
+        bcd.aaa(g, d)
     elif m == IMPL_AAD:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # AAD: not implemented yet
+        bcd.aad(g, d)
     elif m == IMPL_AAM:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # AAM: not implemented yet
+        bcd.aam(g, d)
     elif m == IMPL_AAS:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # AAS: not implemented yet
+        bcd.aas(g, d)
     elif m == IMPL_DAA:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # DAA: not implemented yet
+        bcd.daa(g, d)
     elif m == IMPL_DAS:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # DAS: not implemented yet
+        bcd.das(g, d)
     else:
         raise_fault(cpu, VEC_UD, NO_ERROR_CODE)
 
@@ -259,21 +259,21 @@ def exec_bits(g, d):
     cpu = g.cpu
     m = d[D_MNEM]
     if m == IMPL_BSF:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # BSF: not implemented yet
+        bits.bsf(g, d)
     elif m == IMPL_BSR:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # BSR: not implemented yet
+        bits.bsr(g, d)
     elif m == IMPL_BSWAP:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # BSWAP: not implemented yet
+        bits.bswap(g, d)
     elif m == IMPL_BT:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # BT: not implemented yet
+        bits.bt(g, d)
     elif m == IMPL_BTC:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # BTC: not implemented yet
+        bits.btc(g, d)
     elif m == IMPL_BTR:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # BTR: not implemented yet
+        bits.btr(g, d)
     elif m == IMPL_BTS:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # BTS: not implemented yet
+        bits.bts(g, d)
     elif m == IMPL_SETcc:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # SETcc: not implemented yet
+        bits.setcc(g, d)
     else:
         raise_fault(cpu, VEC_UD, NO_ERROR_CODE)
 
@@ -283,39 +283,39 @@ def exec_control(g, d):
     cpu = g.cpu
     m = d[D_MNEM]
     if m == IMPL_BOUND:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # BOUND: not implemented yet
+        control.bound(g, d)
     elif m == IMPL_CALL:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # CALL: not implemented yet
+        control.call(g, d)
     elif m == IMPL_CALLF:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # CALLF: not implemented yet
+        control.callf(g, d)
     elif m == IMPL_INT:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # INT: not implemented yet
+        control.int_(g, d)
     elif m == IMPL_INT1:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # INT1: not implemented yet
+        control.int1(g, d)
     elif m == IMPL_INT3:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # INT3: not implemented yet
+        control.int3(g, d)
     elif m == IMPL_INTO:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # INTO: not implemented yet
+        control.into(g, d)
     elif m == IMPL_IRET:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # IRET: not implemented yet
+        control.iret(g, d)
     elif m == IMPL_JCXZ:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # JCXZ: not implemented yet
+        control.jcxz(g, d)
     elif m == IMPL_JMP:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # JMP: not implemented yet
+        control.jmp(g, d)
     elif m == IMPL_JMPF:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # JMPF: not implemented yet
+        control.jmpf(g, d)
     elif m == IMPL_Jcc:
         control.jcc(g, d)
     elif m == IMPL_LOOP:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # LOOP: not implemented yet
+        control.loop(g, d)
     elif m == IMPL_LOOPE:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # LOOPE: not implemented yet
+        control.loope(g, d)
     elif m == IMPL_LOOPNE:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # LOOPNE: not implemented yet
+        control.loopne(g, d)
     elif m == IMPL_RET:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # RET: not implemented yet
+        control.ret(g, d)
     elif m == IMPL_RETF:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # RETF: not implemented yet
+        control.retf(g, d)
     else:
         raise_fault(cpu, VEC_UD, NO_ERROR_CODE)
 
@@ -325,23 +325,23 @@ def exec_flagctl(g, d):
     cpu = g.cpu
     m = d[D_MNEM]
     if m == IMPL_CLC:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # CLC: not implemented yet
+        flagctl.clc(g, d)
     elif m == IMPL_CLD:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # CLD: not implemented yet
+        flagctl.cld(g, d)
     elif m == IMPL_CLI:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # CLI: not implemented yet
+        flagctl.cli(g, d)
     elif m == IMPL_CMC:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # CMC: not implemented yet
+        flagctl.cmc(g, d)
     elif m == IMPL_LAHF:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # LAHF: not implemented yet
+        flagctl.lahf(g, d)
     elif m == IMPL_SAHF:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # SAHF: not implemented yet
+        flagctl.sahf(g, d)
     elif m == IMPL_STC:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # STC: not implemented yet
+        flagctl.stc(g, d)
     elif m == IMPL_STD:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # STD: not implemented yet
+        flagctl.std(g, d)
     elif m == IMPL_STI:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # STI: not implemented yet
+        flagctl.sti(g, d)
     else:
         raise_fault(cpu, VEC_UD, NO_ERROR_CODE)
 
@@ -351,9 +351,9 @@ def exec_io(g, d):
     cpu = g.cpu
     m = d[D_MNEM]
     if m == IMPL_IN:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # IN: not implemented yet
+        io.in_(g, d)
     elif m == IMPL_OUT:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # OUT: not implemented yet
+        io.out(g, d)
     else:
         raise_fault(cpu, VEC_UD, NO_ERROR_CODE)
 
@@ -367,9 +367,9 @@ def exec_move(g, d):
     elif m == IMPL_CMOVcc:
         move.cmovcc(g, d)
     elif m == IMPL_CMPXCHG:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # CMPXCHG: not implemented yet
+        move.cmpxchg(g, d)
     elif m == IMPL_CMPXCHG8B:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # CMPXCHG8B: not implemented yet
+        move.cmpxchg8b(g, d)
     elif m == IMPL_CWD:
         move.cwd(g, d)
     elif m == IMPL_LEA:
@@ -391,7 +391,7 @@ def exec_move(g, d):
     elif m == IMPL_SALC:
         move.salc(g, d)
     elif m == IMPL_XADD:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # XADD: not implemented yet
+        move.xadd(g, d)
     elif m == IMPL_XCHG:
         move.xchg(g, d)
     elif m == IMPL_XLAT:
@@ -405,13 +405,13 @@ def exec_muldiv(g, d):
     cpu = g.cpu
     m = d[D_MNEM]
     if m == IMPL_DIV:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # DIV: not implemented yet
+        muldiv.div(g, d)
     elif m == IMPL_IDIV:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # IDIV: not implemented yet
+        muldiv.idiv(g, d)
     elif m == IMPL_IMUL:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # IMUL: not implemented yet
+        muldiv.imul(g, d)
     elif m == IMPL_MUL:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # MUL: not implemented yet
+        muldiv.mul(g, d)
     else:
         raise_fault(cpu, VEC_UD, NO_ERROR_CODE)
 
@@ -421,31 +421,31 @@ def exec_segment(g, d):
     cpu = g.cpu
     m = d[D_MNEM]
     if m == IMPL_ARPL:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # ARPL: not implemented yet
+        segment.arpl(g, d)
     elif m == IMPL_LAR:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # LAR: not implemented yet
+        segment.lar(g, d)
     elif m == IMPL_LDS:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # LDS: not implemented yet
+        segment.lds(g, d)
     elif m == IMPL_LES:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # LES: not implemented yet
+        segment.les(g, d)
     elif m == IMPL_LFS:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # LFS: not implemented yet
+        segment.lfs(g, d)
     elif m == IMPL_LGS:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # LGS: not implemented yet
+        segment.lgs(g, d)
     elif m == IMPL_LSL:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # LSL: not implemented yet
+        segment.lsl(g, d)
     elif m == IMPL_LSS:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # LSS: not implemented yet
+        segment.lss(g, d)
     elif m == IMPL_MOV_FROM_SREG:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # MOV_FROM_SREG: not implemented yet
+        segment.mov_from_sreg(g, d)
     elif m == IMPL_MOV_TO_SREG:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # MOV_TO_SREG: not implemented yet
+        segment.mov_to_sreg(g, d)
     elif m == IMPL_POP_SREG:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # POP_SREG: not implemented yet
+        segment.pop_sreg(g, d)
     elif m == IMPL_VERR:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # VERR: not implemented yet
+        segment.verr(g, d)
     elif m == IMPL_VERW:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # VERW: not implemented yet
+        segment.verw(g, d)
     else:
         raise_fault(cpu, VEC_UD, NO_ERROR_CODE)
 
@@ -455,23 +455,61 @@ def exec_shift(g, d):
     cpu = g.cpu
     m = d[D_MNEM]
     if m == IMPL_RCL:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # RCL: not implemented yet
+        a = read_operand(g, d, 0)
+        b = read_operand(g, d, 1)
+        if cpu[FAULT] >= 0:
+            return
+        write_operand(g, d, 0, shift.rcl(cpu, a, b, d[D_S0]))
     elif m == IMPL_RCR:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # RCR: not implemented yet
+        a = read_operand(g, d, 0)
+        b = read_operand(g, d, 1)
+        if cpu[FAULT] >= 0:
+            return
+        write_operand(g, d, 0, shift.rcr(cpu, a, b, d[D_S0]))
     elif m == IMPL_ROL:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # ROL: not implemented yet
+        a = read_operand(g, d, 0)
+        b = read_operand(g, d, 1)
+        if cpu[FAULT] >= 0:
+            return
+        write_operand(g, d, 0, shift.rol(cpu, a, b, d[D_S0]))
     elif m == IMPL_ROR:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # ROR: not implemented yet
+        a = read_operand(g, d, 0)
+        b = read_operand(g, d, 1)
+        if cpu[FAULT] >= 0:
+            return
+        write_operand(g, d, 0, shift.ror(cpu, a, b, d[D_S0]))
     elif m == IMPL_SAR:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # SAR: not implemented yet
+        a = read_operand(g, d, 0)
+        b = read_operand(g, d, 1)
+        if cpu[FAULT] >= 0:
+            return
+        write_operand(g, d, 0, shift.sar(cpu, a, b, d[D_S0]))
     elif m == IMPL_SHL:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # SHL: not implemented yet
+        a = read_operand(g, d, 0)
+        b = read_operand(g, d, 1)
+        if cpu[FAULT] >= 0:
+            return
+        write_operand(g, d, 0, shift.shl(cpu, a, b, d[D_S0]))
     elif m == IMPL_SHLD:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # SHLD: not implemented yet
+        a = read_operand(g, d, 0)
+        b = read_operand(g, d, 1)
+        c = read_operand(g, d, 2)
+        if cpu[FAULT] >= 0:
+            return
+        write_operand(g, d, 0, shift.shld(cpu, a, b, c, d[D_S0]))
     elif m == IMPL_SHR:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # SHR: not implemented yet
+        a = read_operand(g, d, 0)
+        b = read_operand(g, d, 1)
+        if cpu[FAULT] >= 0:
+            return
+        write_operand(g, d, 0, shift.shr(cpu, a, b, d[D_S0]))
     elif m == IMPL_SHRD:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # SHRD: not implemented yet
+        a = read_operand(g, d, 0)
+        b = read_operand(g, d, 1)
+        c = read_operand(g, d, 2)
+        if cpu[FAULT] >= 0:
+            return
+        write_operand(g, d, 0, shift.shrd(cpu, a, b, c, d[D_S0]))
     else:
         raise_fault(cpu, VEC_UD, NO_ERROR_CODE)
 
@@ -481,21 +519,21 @@ def exec_stack(g, d):
     cpu = g.cpu
     m = d[D_MNEM]
     if m == IMPL_ENTER:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # ENTER: not implemented yet
+        stack.enter(g, d)
     elif m == IMPL_LEAVE:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # LEAVE: not implemented yet
+        stack.leave(g, d)
     elif m == IMPL_POP:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # POP: not implemented yet
+        stack.pop(g, d)
     elif m == IMPL_POPA:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # POPA: not implemented yet
+        stack.popa(g, d)
     elif m == IMPL_POPF:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # POPF: not implemented yet
+        stack.popf(g, d)
     elif m == IMPL_PUSH:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # PUSH: not implemented yet
+        stack.push(g, d)
     elif m == IMPL_PUSHA:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # PUSHA: not implemented yet
+        stack.pusha(g, d)
     elif m == IMPL_PUSHF:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # PUSHF: not implemented yet
+        stack.pushf(g, d)
     else:
         raise_fault(cpu, VEC_UD, NO_ERROR_CODE)
 
@@ -505,19 +543,19 @@ def exec_string(g, d):
     cpu = g.cpu
     m = d[D_MNEM]
     if m == IMPL_CMPS:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # CMPS: not implemented yet
+        string.cmps(g, d)
     elif m == IMPL_INS:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # INS: not implemented yet
+        string.ins(g, d)
     elif m == IMPL_LODS:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # LODS: not implemented yet
+        string.lods(g, d)
     elif m == IMPL_MOVS:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # MOVS: not implemented yet
+        string.movs(g, d)
     elif m == IMPL_OUTS:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # OUTS: not implemented yet
+        string.outs(g, d)
     elif m == IMPL_SCAS:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # SCAS: not implemented yet
+        string.scas(g, d)
     elif m == IMPL_STOS:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # STOS: not implemented yet
+        string.stos(g, d)
     else:
         raise_fault(cpu, VEC_UD, NO_ERROR_CODE)
 

@@ -77,6 +77,7 @@ SHADOW_DONE = 101
 DESC_SCRATCH = 104   # two slots: a descriptor read by faults.py (lo, hi)
 BP_FIRST = 112
 BP_MAX = 16
+SCRATCH = 136       # 16 slots for instructions that must read everything before committing
 CPU_SLOTS = 160
 
 OPT_STOP_ON_EXCEPTION = 1   # report guest exceptions as an exit instead of delivering them

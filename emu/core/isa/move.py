@@ -1,11 +1,11 @@
 """Data movement (SDM Vol. 1, 7.3.1): MOV, MOVZX, MOVSX, CMOVcc, XCHG,
 LEA, XLAT, CBW/CWDE, CWD/CDQ, SALC, NOP."""
 from emu.core.jit import jit
-from emu.core.flags import condition, get_cf
-from emu.core.memory import read_mem
+from emu.core.flags import condition, get_cf, set_lazy, set_flag_bits, LF_ADD, LF_SUB
+from emu.core.memory import read_mem, write_mem, check_write
 from emu.core.operands import read_operand, write_operand, get_reg, set_reg
-from emu.core.layout import (FAULT, EA, EAX, EBX, EDX, D_OSIZE, D_ASIZE, D_SEG, D_S1, D_OPCODE,
-                             D_MOD, D_K0)
+from emu.core.layout import (FAULT, EA, EAX, EBX, ECX, EDX, D_OSIZE, D_ASIZE, D_SEG, D_S0, D_S1,
+                             D_OPCODE, FLAG_ZF)
 
 
 @jit
@@ -97,3 +97,67 @@ def salc(g, d):
 def nop(g, d):
     """NOP and the multi-byte NOP Ev (0F 1F /0): no operand is accessed."""
     pass
+
+
+@jit
+def xadd(g, d):
+    """XADD: dest = dest + src, src = old dest; flags as ADD."""
+    cpu = g.cpu
+    size = d[D_S0]
+    a = read_operand(g, d, 0)
+    b = read_operand(g, d, 1)
+    if cpu[FAULT] >= 0:
+        return
+    r = a + b
+    if write_operand(g, d, 0, r & ((1 << (size * 8)) - 1)):
+        write_operand(g, d, 1, a)
+        set_lazy(cpu, LF_ADD, a, b, r, size)
+
+
+@jit
+def cmpxchg(g, d):
+    """Compare the accumulator with dest (flags as CMP); equal: dest = src,
+    else accumulator = dest.  The destination is always written, with its
+    old value on a mismatch, as the processor does (SDM Vol. 2, CMPXCHG)."""
+    cpu = g.cpu
+    size = d[D_S0]
+    dest = read_operand(g, d, 0)
+    src = read_operand(g, d, 1)
+    if cpu[FAULT] >= 0:
+        return
+    acc = get_reg(cpu, EAX, size)
+    if acc == dest:
+        if write_operand(g, d, 0, src):
+            set_lazy(cpu, LF_SUB, acc, dest, acc - dest, size)
+    else:
+        if write_operand(g, d, 0, dest):
+            set_reg(cpu, EAX, size, dest)
+            set_lazy(cpu, LF_SUB, acc, dest, acc - dest, size)
+
+
+@jit
+def cmpxchg8b(g, d):
+    """Compare EDX:EAX with m64; equal: m64 = ECX:EBX and ZF = 1, else
+    EDX:EAX = m64 and ZF = 0 (the old value is written back)."""
+    cpu = g.cpu
+    seg = d[D_SEG]
+    lo = read_mem(g, seg, cpu[EA], 4)
+    hi = read_mem(g, seg, (cpu[EA] + 4) & ((1 << (d[D_ASIZE] * 8)) - 1), 4)
+    if cpu[FAULT] >= 0:
+        return
+    if lo == (cpu[EAX] & 0xFFFFFFFF) and hi == (cpu[EDX] & 0xFFFFFFFF):
+        nlo = cpu[EBX] & 0xFFFFFFFF
+        nhi = cpu[ECX] & 0xFFFFFFFF
+        zf = FLAG_ZF
+    else:
+        nlo = lo
+        nhi = hi
+        zf = 0
+    if not check_write(g, seg, cpu[EA], 8):
+        return
+    write_mem(g, seg, cpu[EA], 4, nlo)
+    write_mem(g, seg, (cpu[EA] + 4) & ((1 << (d[D_ASIZE] * 8)) - 1), 4, nhi)
+    if not zf:
+        cpu[EAX] = lo
+        cpu[EDX] = hi
+    set_flag_bits(cpu, FLAG_ZF, zf)

@@ -1,1 +1,144 @@
-"""muldiv instructions (SDM Vol. 2)."""
+"""Multiply and divide (SDM Vol. 2: MUL, IMUL, DIV, IDIV).
+
+The double-width forms use AL/AX/EAX with AH/DX/EDX.  DIV and IDIV raise
+#DE (a fault: registers unchanged) for a zero divisor and for a quotient
+that does not fit its destination."""
+import numpy as np
+
+from emu.core.jit import jit
+from emu.core.exceptions import raise_fault
+from emu.core.flags import set_result_flags
+from emu.core.operands import read_operand, write_operand, get_reg, set_reg
+from emu.core.layout import (FAULT, EAX, EDX, D_S0, D_S1, D_OPCODE, D_NOPS, FLAG_CF, FLAG_OF,
+                             FLAG_SF, FLAG_ZF, FLAG_PF, FLAG_AF, VEC_DE, NO_ERROR_CODE)
+
+MUL_FLAGS = FLAG_CF | FLAG_OF | FLAG_SF | FLAG_ZF | FLAG_PF | FLAG_AF
+
+
+@jit
+def signed(v, size):
+    bits = size * 8
+    v &= (1 << bits) - 1
+    return v - (1 << bits) if v >> (bits - 1) else v
+
+
+@jit
+def store_double(cpu, size, lo, hi):
+    """AX = product for bytes; DX:AX or EDX:EAX for words and dwords."""
+    if size == 1:
+        set_reg(cpu, EAX, 2, (lo & 0xFF) | ((hi & 0xFF) << 8))
+    else:
+        set_reg(cpu, EAX, size, lo)
+        set_reg(cpu, EDX, size, hi)
+
+
+@jit
+def mul(g, d):
+    """Unsigned EDX:EAX = EAX * r/m; CF = OF = (upper half != 0).  SF ZF
+    AF PF are undefined: set from the low half (AF = 0), deterministic."""
+    cpu = g.cpu
+    size = d[D_S0]
+    src = read_operand(g, d, 0)
+    if cpu[FAULT] >= 0:
+        return
+    bits = size * 8
+    a = get_reg(cpu, EAX, size)
+    p = np.uint64(a) * np.uint64(src)
+    lo = np.int64(p & np.uint64((1 << bits) - 1))
+    hi = np.int64(p >> np.uint64(bits))
+    store_double(cpu, size, lo, hi)
+    c = hi != 0
+    set_result_flags(cpu, MUL_FLAGS, lo, size, c, c, False)
+
+
+@jit
+def imul(g, d):
+    """IMUL in its three forms (SDM Vol. 2, IMUL): one operand (F6/F7 /5,
+    double width), two operands (0F AF, truncated), three operands (69/6B).
+    CF = OF = the signed result did not fit the destination."""
+    cpu = g.cpu
+    size = d[D_S0]
+    if d[D_NOPS] == 1:
+        src = read_operand(g, d, 0)
+        if cpu[FAULT] >= 0:
+            return
+        p = signed(get_reg(cpu, EAX, size), size) * signed(src, size)
+        bits = size * 8
+        lo = p & ((1 << bits) - 1)
+        hi = (p >> bits) & ((1 << bits) - 1)
+        store_double(cpu, size, lo, hi)
+        c = p != signed(lo, size)
+        set_result_flags(cpu, MUL_FLAGS, lo, size, c, c, False)
+        return
+    if d[D_NOPS] == 2:
+        a = read_operand(g, d, 0)
+        b = read_operand(g, d, 1)
+    else:
+        a = read_operand(g, d, 1)
+        b = read_operand(g, d, 2)
+    if cpu[FAULT] >= 0:
+        return
+    p = signed(a, size) * signed(b, size)
+    lo = p & ((1 << (size * 8)) - 1)
+    c = p != signed(lo, size)
+    write_operand(g, d, 0, lo)
+    set_result_flags(cpu, MUL_FLAGS, lo, size, c, c, False)
+
+
+@jit
+def div(g, d):
+    cpu = g.cpu
+    size = d[D_S0]
+    divisor = read_operand(g, d, 0)
+    if cpu[FAULT] >= 0:
+        return
+    if divisor == 0:
+        raise_fault(cpu, VEC_DE, NO_ERROR_CODE)
+        return
+    bits = size * 8
+    if size == 1:
+        hi = get_reg(cpu, 4, 1)
+        lo = get_reg(cpu, EAX, 1)
+    else:
+        hi = get_reg(cpu, EDX, size)
+        lo = get_reg(cpu, EAX, size)
+    if hi >= divisor:
+        raise_fault(cpu, VEC_DE, NO_ERROR_CODE)     # quotient would not fit
+        return
+    n = (np.uint64(hi) << np.uint64(bits)) | np.uint64(lo)
+    q = np.int64(n // np.uint64(divisor))
+    r = np.int64(n % np.uint64(divisor))
+    store_double(cpu, size, q, r)
+
+
+@jit
+def idiv(g, d):
+    cpu = g.cpu
+    size = d[D_S0]
+    divisor = read_operand(g, d, 0)
+    if cpu[FAULT] >= 0:
+        return
+    if divisor == 0:
+        raise_fault(cpu, VEC_DE, NO_ERROR_CODE)
+        return
+    bits = size * 8
+    if size == 1:
+        n = signed(get_reg(cpu, EAX, 2), 2)
+    elif size == 2:
+        n = signed((get_reg(cpu, EDX, 2) << 16) | get_reg(cpu, EAX, 2), 4)
+    else:
+        hi = get_reg(cpu, EDX, 4)
+        if hi == 0x80000000 and get_reg(cpu, EAX, 4) == 0:
+            raise_fault(cpu, VEC_DE, NO_ERROR_CODE)   # -2**63: no 32-bit divisor makes it fit
+            return
+        n = (signed(hi, 4) << 32) | get_reg(cpu, EAX, 4)
+    dv = signed(divisor, size)
+    # truncate toward zero (SDM: "the quotient is truncated toward 0")
+    q = abs(n) // abs(dv)
+    if (n < 0) != (dv < 0):
+        q = -q
+    r = n - q * dv
+    if q < -(1 << (bits - 1)) or q > (1 << (bits - 1)) - 1:
+        raise_fault(cpu, VEC_DE, NO_ERROR_CODE)
+        return
+    store_double(cpu, size, q, r)
