@@ -12,7 +12,7 @@ MAX_MEMORY = 4 << 30
 PAGE = 4096
 
 # CPUID signature this core reports in EDX at reset and in CPUID leaf 1 EAX
-RESET_EDX_SIGNATURE = 0x00000633
+RESET_EDX_SIGNATURE = 0x00000633   # = emu.core.isa.system.CPUID_SIGNATURE
 
 
 @dataclass(frozen=True)

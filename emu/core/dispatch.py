@@ -565,65 +565,65 @@ def exec_system(g, d):
     cpu = g.cpu
     m = d[D_MNEM]
     if m == IMPL_CLTS:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # CLTS: not implemented yet
+        system.clts(g, d)
     elif m == IMPL_CPUID:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # CPUID: not implemented yet
+        system.cpuid(g, d)
     elif m == IMPL_ESC:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # ESC: not implemented yet
+        system.esc(g, d)
     elif m == IMPL_HLT:
         system.hlt(g, d)
     elif m == IMPL_INVD:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # INVD: not implemented yet
+        system.invd(g, d)
     elif m == IMPL_INVLPG:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # INVLPG: not implemented yet
+        system.invlpg(g, d)
     elif m == IMPL_LGDT:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # LGDT: not implemented yet
+        system.lgdt(g, d)
     elif m == IMPL_LIDT:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # LIDT: not implemented yet
+        system.lidt(g, d)
     elif m == IMPL_LLDT:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # LLDT: not implemented yet
+        system.lldt(g, d)
     elif m == IMPL_LMSW:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # LMSW: not implemented yet
+        system.lmsw(g, d)
     elif m == IMPL_LTR:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # LTR: not implemented yet
+        system.ltr(g, d)
     elif m == IMPL_MOV_FROM_CR:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # MOV_FROM_CR: not implemented yet
+        system.mov_from_cr(g, d)
     elif m == IMPL_MOV_FROM_DR:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # MOV_FROM_DR: not implemented yet
+        system.mov_from_dr(g, d)
     elif m == IMPL_MOV_TO_CR:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # MOV_TO_CR: not implemented yet
+        system.mov_to_cr(g, d)
     elif m == IMPL_MOV_TO_DR:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # MOV_TO_DR: not implemented yet
+        system.mov_to_dr(g, d)
     elif m == IMPL_RDMSR:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # RDMSR: not implemented yet
+        system.rdmsr(g, d)
     elif m == IMPL_RDTSC:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # RDTSC: not implemented yet
+        system.rdtsc(g, d)
     elif m == IMPL_SGDT:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # SGDT: not implemented yet
+        system.sgdt(g, d)
     elif m == IMPL_SIDT:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # SIDT: not implemented yet
+        system.sidt(g, d)
     elif m == IMPL_SLDT:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # SLDT: not implemented yet
+        system.sldt(g, d)
     elif m == IMPL_SMSW:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # SMSW: not implemented yet
+        system.smsw(g, d)
     elif m == IMPL_STR:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # STR: not implemented yet
+        system.str_(g, d)
     elif m == IMPL_SYSENTER:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # SYSENTER: not implemented yet
+        system.sysenter(g, d)
     elif m == IMPL_SYSEXIT:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # SYSEXIT: not implemented yet
+        system.sysexit(g, d)
     elif m == IMPL_UD0:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # UD0: not implemented yet
+        system.ud0(g, d)
     elif m == IMPL_UD1:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # UD1: not implemented yet
+        system.ud1(g, d)
     elif m == IMPL_UD2:
         system.ud2(g, d)
     elif m == IMPL_WAIT:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # WAIT: not implemented yet
+        system.wait(g, d)
     elif m == IMPL_WBINVD:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # WBINVD: not implemented yet
+        system.wbinvd(g, d)
     elif m == IMPL_WRMSR:
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # WRMSR: not implemented yet
+        system.wrmsr(g, d)
     else:
         raise_fault(cpu, VEC_UD, NO_ERROR_CODE)
 
