@@ -5,7 +5,7 @@ from emu.core.flags import condition, get_cf, set_lazy, set_flag_bits, LF_ADD, L
 from emu.core.memory import read_mem, write_mem, check_write
 from emu.core.operands import read_operand, write_operand, get_reg, set_reg
 from emu.core.layout import (FAULT, EA, EAX, EBX, ECX, EDX, D_OSIZE, D_ASIZE, D_SEG, D_S0, D_S1,
-                             D_OPCODE, FLAG_ZF)
+                             D_OPCODE, D_MOD, FLAG_ZF)
 
 
 @jit
@@ -109,9 +109,16 @@ def xadd(g, d):
     if cpu[FAULT] >= 0:
         return
     r = a + b
-    if write_operand(g, d, 0, r & ((1 << (size * 8)) - 1)):
+    # SRC <- DEST, then DEST <- sum (so XADD r, r leaves the sum); a memory
+    # destination is written first so that a fault changes no register
+    if d[D_MOD] == 3:
         write_operand(g, d, 1, a)
-        set_lazy(cpu, LF_ADD, a, b, r, size)
+        write_operand(g, d, 0, r & ((1 << (size * 8)) - 1))
+    elif write_operand(g, d, 0, r & ((1 << (size * 8)) - 1)):
+        write_operand(g, d, 1, a)
+    else:
+        return
+    set_lazy(cpu, LF_ADD, a, b, r, size)
 
 
 @jit
