@@ -14,8 +14,7 @@ import pytest
 
 from emu import Machine
 from emu.core import layout as L
-from emu.spec import table
-from tests.oracles.cases import native_rows, make_case
+from tests.oracles.cases import native_rows, make_case, undefined_flags
 from tests.oracles.native import NativeExecutor, DATA_BASE, WINDOW
 
 CASES = int(os.environ.get("VISOR86_DIFF_CASES", "3000"))
@@ -23,31 +22,6 @@ SEED = int(os.environ.get("VISOR86_DIFF_SEED", "2026"))
 GROUPS = ("alu", "shift", "muldiv", "bits", "move", "flagctl")
 ARITH = L.FLAGS_ARITH | L.FLAG_DF
 CODE_AT = 0x1000
-
-
-def undefined_flags(row, case):
-    """Flags the SDM leaves undefined for this row and these operands."""
-    info = table.MNEMONIC_INFO[row.mnemonic]
-    undefined = info.flags_undefined
-    if info.flags_conditional:
-        count = None
-        if any(o.text == "CL" for o in row.operands):
-            count = case.regs["ecx"] & 0x1F
-        elif any(o.kind == L.K_ONE for o in row.operands):
-            count = 1
-        else:
-            count = case.code[-1] & 0x1F
-        bits = 8 if row.operands[0].size == 1 else (16 if case.code[0] == 0x66 else 32)
-        undefined = 0
-        if count == 0:
-            return 0
-        if count != 1:
-            undefined |= L.FLAG_OF
-        if row.mnemonic in ("SHL", "SHR", "SAR", "SHLD", "SHRD"):
-            undefined |= L.FLAG_AF
-            if count > bits:
-                undefined |= L.FLAG_CF | L.FLAG_OF
-    return undefined
 
 
 def run_visor86(m, case):

@@ -137,3 +137,28 @@ def _make_case(rng, row):
     eflags = rng.getrandbits(12) & 0x0CD5
     mem = bytes(rng.getrandbits(8) for _ in range(WINDOW))
     return Case(bytes(code), regs, eflags, mem)
+
+
+def undefined_flags(row, case):
+    """Flags the SDM leaves undefined for this row and these operands."""
+    info = table.MNEMONIC_INFO[row.mnemonic]
+    undefined = info.flags_undefined
+    if info.flags_conditional:
+        count = None
+        if any(o.text == "CL" for o in row.operands):
+            count = case.regs["ecx"] & 0x1F
+        elif any(o.kind == L.K_ONE for o in row.operands):
+            count = 1
+        else:
+            count = case.code[-1] & 0x1F
+        bits = 8 if row.operands[0].size == 1 else (16 if (0x66 in case.code[:3]) != (getattr(case, 'mode16', False)) else 32)
+        undefined = 0
+        if count == 0:
+            return 0
+        if count != 1:
+            undefined |= L.FLAG_OF
+        if row.mnemonic in ("SHL", "SHR", "SAR", "SHLD", "SHRD"):
+            undefined |= L.FLAG_AF
+            if count > bits:
+                undefined |= L.FLAG_CF | L.FLAG_OF
+    return undefined

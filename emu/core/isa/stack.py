@@ -152,6 +152,9 @@ def enter(g, d):
     # the final stack pointer must be addressable (SDM: #SS if it exceeds the limit)
     if alloc and not check_write(g, SS, sp, 1):
         return
+    if size == 4:
+        # EBP <- FrameTemp, which is the whole ESP after the push (SDM Vol. 2, ENTER)
+        frame = (cpu[ESP] & ~mask) | frame
     set_reg(cpu, EBP, size, frame)
     set_sp(cpu, sp)
 

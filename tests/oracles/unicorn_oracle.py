@@ -1,0 +1,93 @@
+"""Unicorn as the second reference, for what the host CPU cannot run in
+64-bit mode: 16-bit code, BCD, stack and near control transfers, string
+instructions.  One Uc instance per mode, reused (emu_start costs ~6 us).
+
+32-bit: flat segments, code at CODE_AT, data window at DATA_BASE, stack
+window below STACK_TOP.  16-bit (real mode): CS = 0, DS = ES = DATA_SEG,
+SS = STACK_SEG, so the same windows are reached through segments.
+"""
+from dataclasses import dataclass
+
+import unicorn
+from unicorn import x86_const as X
+
+CODE_AT = 0x1000
+DATA_BASE = 0x20000
+WINDOW = 0x200
+STACK_TOP = 0x31000           # 32-bit ESP start; 16-bit: SS:SP = 3000:1000
+STACK_WINDOW = 0x100
+DATA_SEG = DATA_BASE >> 4
+STACK_SEG = 0x3000
+MEMORY = 0x100000
+
+REGS = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
+UC_REGS = {"eax": X.UC_X86_REG_EAX, "ecx": X.UC_X86_REG_ECX, "edx": X.UC_X86_REG_EDX,
+           "ebx": X.UC_X86_REG_EBX, "esp": X.UC_X86_REG_ESP, "ebp": X.UC_X86_REG_EBP,
+           "esi": X.UC_X86_REG_ESI, "edi": X.UC_X86_REG_EDI}
+
+
+@dataclass
+class UCase:
+    code: bytes
+    regs: dict
+    eflags: int
+    mem: bytes
+    stack: bytes
+
+
+@dataclass
+class UResult:
+    regs: dict
+    eip: int
+    eflags: int
+    mem: bytes
+    stack: bytes
+    exception: int | None
+
+
+class UnicornOracle:
+    def __init__(self, bits):
+        self.bits = bits
+        self.uc = unicorn.Uc(unicorn.UC_ARCH_X86, unicorn.UC_MODE_32 if bits == 32 else unicorn.UC_MODE_16)
+        self.uc.mem_map(0, MEMORY)
+        self._vector = None
+        self.uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt)
+
+    def _on_interrupt(self, uc, intno, user_data):
+        self._vector = intno
+        uc.emu_stop()
+
+    def stack_linear(self):
+        return STACK_TOP - STACK_WINDOW if self.bits == 32 else (STACK_SEG << 4) + 0x1000 - STACK_WINDOW
+
+    def run(self, case):
+        uc = self.uc
+        uc.mem_write(CODE_AT, case.code + b"\x90" * 16)
+        uc.ctl_remove_cache(CODE_AT, CODE_AT + 0x100)   # Unicorn keeps translated blocks otherwise
+        uc.mem_write(DATA_BASE, case.mem)
+        uc.mem_write(self.stack_linear(), case.stack)
+        if self.bits == 16:
+            uc.reg_write(X.UC_X86_REG_CS, 0)
+            uc.reg_write(X.UC_X86_REG_DS, DATA_SEG)
+            uc.reg_write(X.UC_X86_REG_ES, DATA_SEG)
+            uc.reg_write(X.UC_X86_REG_SS, STACK_SEG)
+        for r in REGS:
+            uc.reg_write(UC_REGS[r], case.regs[r])
+        uc.reg_write(X.UC_X86_REG_EFLAGS, case.eflags | 2)
+        self._vector = None
+        try:
+            uc.emu_start(CODE_AT, CODE_AT + 0x10000, count=1)
+            # Unicorn counts each REP iteration as an instruction: finish the REP
+            for _ in range(64):
+                if uc.reg_read(X.UC_X86_REG_EIP) != CODE_AT or self._vector is not None:
+                    break
+                uc.emu_start(CODE_AT, CODE_AT + 0x10000, count=1)
+        except unicorn.UcError as e:
+            if e.errno == unicorn.UC_ERR_INSN_INVALID:
+                self._vector = 6
+            else:
+                self._vector = -1           # a memory fault outside the prepared windows
+        regs = {r: uc.reg_read(UC_REGS[r]) & 0xFFFFFFFF for r in REGS}
+        return UResult(regs, uc.reg_read(X.UC_X86_REG_EIP), uc.reg_read(X.UC_X86_REG_EFLAGS),
+                       bytes(uc.mem_read(DATA_BASE, WINDOW)), bytes(uc.mem_read(self.stack_linear(), STACK_WINDOW)),
+                       self._vector)
