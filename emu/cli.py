@@ -59,7 +59,8 @@ def boot_flat(data, memory_size, max_instructions, stream):
     return m, exit_
 
 
-def cmd_run(args, stream=sys.stdout):
+def cmd_run(args, stream=None):
+    stream = stream or sys.stdout
     data = load_boot_image(args.image)
     t = time.perf_counter()
     m, exit_ = boot_flat(data, args.memory << 20, args.max_instructions, stream)
@@ -69,7 +70,7 @@ def cmd_run(args, stream=sys.stdout):
     return 0 if exit_.kind in ("halt", "budget") else 1
 
 
-def cmd_demo(args, stream=sys.stdout):
+def cmd_demo(args, stream=None):
     if not DEMO_IMAGE.is_file():
         raise UsageError(f"the demo image {DEMO_IMAGE} is missing from this installation")
     print("[visor86] booting the demo guest (the first run compiles the CPU core; later runs start "
