@@ -16,6 +16,7 @@ got, the case that killed it is recorded as an exception, and a new worker
 carries on with the next case.
 """
 import ctypes
+import faulthandler
 import mmap
 import os
 import signal
@@ -138,6 +139,7 @@ class NativeExecutor:
             pid = os.fork()
             if pid == 0:
                 try:
+                    faulthandler.disable()      # a faulting case is expected: die quietly by the signal
                     self._worker(cases, start)
                 finally:
                     os._exit(1)
