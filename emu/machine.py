@@ -155,6 +155,17 @@ class Machine:
         else:
             c[L.OPTIONS] = int(c[L.OPTIONS]) | L.OPT_STOP_ON_EXCEPTION
 
+    @property
+    def a20(self):
+        """The A20 gate: when closed (False), physical address bit 20 is
+        forced to 0, as on a PC (the 8042 and port 92h drive it later)."""
+        return int(self._state.cpu[L.A20_MASK]) & (1 << 20) != 0
+
+    @a20.setter
+    def a20(self, enabled):
+        self._state.cpu[L.A20_MASK] = 0xFFFFFFFF if enabled else 0xFFEFFFFF
+        self._invalidate_decoded()
+
     # --- running --------------------------------------------------------------------
 
     def step(self):
