@@ -5,7 +5,8 @@ from emu.core.exceptions import raise_fault
 from emu.core.flags import get_eflags, set_eflags_raw
 from emu.core.memory import read_linear, write_linear, ACCESS_READ
 from emu.core.segments import (read_descriptor, desc_base, desc_limit, desc_attr,
-                               load_code_segment, set_segment_cache, set_accessed, protected_mode)
+                               load_code_segment, set_segment_cache, set_accessed, protected_mode,
+                               inner_stack)
 from emu.core.stackops import push
 from emu.core.layout import (CS, SS, ESP, EIP, CPL, FAULT, FAULT_ERR, INSN_EIP, NEXT_EIP,
                              IDTR_BASE, IDTR_LIMIT, SEG_SLOTS, SEG_STRIDE, SEG_SEL, SEG_BASE,
@@ -127,44 +128,9 @@ def deliver_protected(g, vector, error_code, event, return_eip):
     old_cs = cpu[SEG_SLOTS + CS * SEG_STRIDE + SEG_SEL]
     if not conforming and dpl < cpl:
         # inter-privilege: new stack from the TSS (SDM Vol. 3, 6.12.1)
-        trs = SEG_SLOTS + TR * SEG_STRIDE
-        tr_attr = cpu[trs + SEG_ATTR]
-        tss32 = (tr_attr & 8) != 0
-        if tss32:
-            at = 4 + dpl * 8
-            need = at + 5
-        else:
-            at = 2 + dpl * 4
-            need = at + 3
-        if need > cpu[trs + SEG_LIMIT]:
-            raise_fault(cpu, VEC_TS, (cpu[trs + SEG_SEL] & 0xFFFC) + ext)
+        ok, new_esp, new_ss, sbase, slimit, sattr = inner_stack(g, dpl, ext, d)
+        if not ok:
             return
-        tbase = cpu[trs + SEG_BASE]
-        if tss32:
-            new_esp = read_linear(g, tbase + at, 4, ACCESS_READ, False)
-            new_ss = read_linear(g, tbase + at + 4, 2, ACCESS_READ, False)
-        else:
-            new_esp = read_linear(g, tbase + at, 2, ACCESS_READ, False)
-            new_ss = read_linear(g, tbase + at + 2, 2, ACCESS_READ, False)
-        if cpu[FAULT] >= 0:
-            return
-        if (new_ss & 0xFFFC) == 0:
-            raise_fault(cpu, VEC_TS, ext)
-            return
-        if not read_descriptor(g, new_ss, d):
-            raise_fault(cpu, VEC_TS, (new_ss & 0xFFFC) + ext)
-            return
-        slo = d[0]
-        shi = d[1]
-        sattr = desc_attr(shi)
-        if (new_ss & 3) != dpl or ((sattr >> 5) & 3) != dpl or (sattr & 0x1A) != 0x12:
-            raise_fault(cpu, VEC_TS, (new_ss & 0xFFFC) + ext)
-            return
-        if not sattr & 0x80:
-            raise_fault(cpu, VEC_SS, (new_ss & 0xFFFC) + ext)
-            return
-        sbase = desc_base(slo, shi)
-        slimit = desc_limit(slo, shi)
         big = (sattr & ATTR_DB) != 0
         ss_s = SEG_SLOTS + SS * SEG_STRIDE
         sp = new_esp
@@ -178,8 +144,7 @@ def deliver_protected(g, vector, error_code, event, return_eip):
             if cpu[FAULT] < 0:
                 raise_fault(cpu, VEC_SS, (new_ss & 0xFFFC) + ext)
             return
-        set_accessed(g, new_ss, shi)
-        set_segment_cache(cpu, SS, (new_ss & 0xFFFC) | dpl, sbase, slimit, sattr | 1)
+        set_segment_cache(cpu, SS, (new_ss & 0xFFFC) | dpl, sbase, slimit, sattr)
         cpu[ESP] = sp if big else ((cpu[ESP] & 0xFFFF0000) | sp)
         new_cpl = dpl
     elif conforming or dpl == cpl:

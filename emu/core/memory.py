@@ -91,6 +91,19 @@ def phys_write(g, pa, size, value):
 # --- paging (32-bit, 4 KiB and 4 MiB pages; SDM Vol. 3, 4.3) -----------------
 
 @jit
+def access_allowed(cpu, rights, write, user, lin, err):
+    """U/S and R/W of the combined entries (SDM Vol. 3, 4.6): user accesses
+    need U/S; writes need R/W for users, and for the supervisor when
+    CR0.WP is set.  A refusal is #PF with P = 1 and CR2 = lin."""
+    if (user and not (rights & PTE_US)) or \
+            (write and not (rights & PTE_RW) and (user or (cpu[CR0] & CR0_WP))):
+        cpu[CR2] = lin
+        raise_fault(cpu, VEC_PF, err | 1)
+        return False
+    return True
+
+
+@jit
 def page_walk(g, lin, access, user):
     """Translate a linear address; returns the physical address, or -1 with
     #PF raised (CR2 = lin).  Sets accessed and dirty bits as hardware does."""
@@ -104,15 +117,7 @@ def page_walk(g, lin, access, user):
         raise_fault(cpu, VEC_PF, err)
         return -1
     if (pde & PTE_PS) and (cpu[CR4] & CR4_PSE):
-        rights = pde
-        ok = True
-        if user and not (rights & PTE_US):
-            ok = False
-        if write and not (rights & PTE_RW) and (user or (cpu[CR0] & CR0_WP)):
-            ok = False
-        if not ok:
-            cpu[CR2] = lin
-            raise_fault(cpu, VEC_PF, err | 1)
+        if not access_allowed(cpu, pde, write, user, lin, err):
             return -1
         newpde = pde | PTE_A | (PTE_D if write else 0)
         if newpde != pde:
@@ -124,15 +129,7 @@ def page_walk(g, lin, access, user):
         cpu[CR2] = lin
         raise_fault(cpu, VEC_PF, err)
         return -1
-    rights = pde & pte
-    ok = True
-    if user and not (rights & PTE_US):
-        ok = False
-    if write and not (rights & PTE_RW) and (user or (cpu[CR0] & CR0_WP)):
-        ok = False
-    if not ok:
-        cpu[CR2] = lin
-        raise_fault(cpu, VEC_PF, err | 1)
+    if not access_allowed(cpu, pde & pte, write, user, lin, err):
         return -1
     if not pde & PTE_A:
         phys_write(g, pde_addr, 4, pde | PTE_A)

@@ -10,7 +10,7 @@ from emu.core.exceptions import raise_fault
 from emu.core.memory import read_linear, write_linear, ACCESS_READ
 from emu.core.layout import (CPL, CR0, CR0_PE, EFLAGS, FLAG_VM, SEG_SLOTS, SEG_STRIDE, SEG_SEL,
                              SEG_BASE, SEG_LIMIT, SEG_ATTR, ATTR_UNUSABLE, GDTR_BASE, GDTR_LIMIT,
-                             LDTR, SS, CS, VEC_GP, VEC_NP, VEC_SS)
+                             LDTR, TR, SS, CS, FAULT, VEC_GP, VEC_NP, VEC_SS, VEC_TS)
 
 
 @jit
@@ -174,3 +174,41 @@ def invalidate_for_cpl(cpu):
         if not conforming_code and dpl < cpl:
             cpu[s + SEG_SEL] = 0
             cpu[s + SEG_ATTR] = ATTR_UNUSABLE
+
+
+@jit
+def inner_stack(g, dpl, ext, dsc):
+    """The stack for privilege level ``dpl`` from the current TSS, as an
+    interrupt or a call gate into a more privileged level takes it (SDM
+    Vol. 3, 5.8.5 and 6.12.1): SS must be a present, writable data segment
+    with RPL = DPL = dpl.  Returns (ok, esp, ss, base, limit, attributes);
+    when not ok, #TS or #SS (error code + ``ext``) is pending."""
+    cpu = g.cpu
+    trs = SEG_SLOTS + TR * SEG_STRIDE
+    tss32 = (cpu[trs + SEG_ATTR] & 8) != 0
+    at = (4 + dpl * 8) if tss32 else (2 + dpl * 4)
+    if at + (5 if tss32 else 3) > cpu[trs + SEG_LIMIT]:
+        raise_fault(cpu, VEC_TS, (cpu[trs + SEG_SEL] & 0xFFFC) + ext)
+        return False, 0, 0, 0, 0, 0
+    tbase = cpu[trs + SEG_BASE]
+    esp = read_linear(g, tbase + at, 4 if tss32 else 2, ACCESS_READ, False)
+    ss = read_linear(g, tbase + at + (4 if tss32 else 2), 2, ACCESS_READ, False)
+    if cpu[FAULT] >= 0:
+        return False, 0, 0, 0, 0, 0
+    if (ss & 0xFFFC) == 0:
+        raise_fault(cpu, VEC_TS, ext)
+        return False, 0, 0, 0, 0, 0
+    if not read_descriptor(g, ss, dsc):
+        raise_fault(cpu, VEC_TS, (ss & 0xFFFC) + ext)
+        return False, 0, 0, 0, 0, 0
+    lo = dsc[0]
+    hi = dsc[1]
+    attr = desc_attr(hi)
+    if (ss & 3) != dpl or ((attr >> 5) & 3) != dpl or (attr & 0x1A) != 0x12:
+        raise_fault(cpu, VEC_TS, (ss & 0xFFFC) + ext)
+        return False, 0, 0, 0, 0, 0
+    if not attr & 0x80:
+        raise_fault(cpu, VEC_SS, (ss & 0xFFFC) + ext)
+        return False, 0, 0, 0, 0, 0
+    set_accessed(g, ss, hi)
+    return True, esp, ss, desc_base(lo, hi), desc_limit(lo, hi), attr | 1

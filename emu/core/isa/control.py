@@ -7,9 +7,9 @@ from emu.core.memory import read_mem, write_mem, read_linear, write_linear, ACCE
 from emu.core.operands import read_operand, get_reg, set_reg
 from emu.core.segments import (protected_mode, read_descriptor, desc_base, desc_limit, desc_attr,
                                load_code_segment, set_segment_cache, set_accessed,
-                               invalidate_for_cpl, load_segment_real)
+                               invalidate_for_cpl, load_segment_real, inner_stack)
 from emu.core.stackops import stack_mask, set_sp
-from emu.core.faults import software_interrupt, EVENT_SOFTWARE, EVENT_TRAP
+from emu.core.faults import software_interrupt, stack_push_raw, EVENT_SOFTWARE, EVENT_TRAP
 from emu.core.layout import (FAULT, NEXT_EIP, INSN_EIP, EIP, ECX, ESP, CS, SS, CPL, EFLAGS, EA,
                              D_IMM, D_IMM2, D_OPCODE, D_OSIZE, D_ASIZE, D_SEG, D_REG, D_K0,
                              K_FARPTR, SEG_SLOTS, SEG_STRIDE, SEG_SEL, SEG_BASE, SEG_LIMIT,
@@ -214,17 +214,6 @@ def push_pair(g, first, second, size):
 
 
 @jit
-def stack_push_raw(g, base, limit, big, sp, size, value):
-    mask = 0xFFFFFFFF if big else 0xFFFF
-    sp = (sp - size) & mask
-    if sp + size - 1 > limit:
-        return -1
-    if not write_linear(g, base + sp, size, value, False):
-        return -1
-    return sp
-
-
-@jit
 def check_code_target(g, sel, hi):
     """Privilege and type checks on a code descriptor reached directly by
     JMP/CALL far (SDM Vol. 3, 5.8.1).  Returns False with #GP/#NP raised."""
@@ -327,34 +316,9 @@ def far_transfer(g, sel, offset, osize, is_call):
         return
     if is_call and not (cattr & 4) and cdpl < cpl:
         # more privileged: switch to the stack of level cdpl from the TSS, copy parameters
-        trs = SEG_SLOTS + TR * SEG_STRIDE
-        tss32 = (cpu[trs + SEG_ATTR] & 8) != 0
-        at = (4 + cdpl * 8) if tss32 else (2 + cdpl * 4)
-        if at + (5 if tss32 else 3) > cpu[trs + SEG_LIMIT]:
-            raise_fault(cpu, VEC_TS, cpu[trs + SEG_SEL] & 0xFFFC)
+        ok, new_esp, new_ss, sbase, slimit, sattr = inner_stack(g, cdpl, 0, dsc)
+        if not ok:
             return
-        tbase = cpu[trs + SEG_BASE]
-        new_esp = read_linear(g, tbase + at, 4 if tss32 else 2, ACCESS_READ, False)
-        new_ss = read_linear(g, tbase + at + (4 if tss32 else 2), 2, ACCESS_READ, False)
-        if cpu[FAULT] >= 0:
-            return
-        if (new_ss & 0xFFFC) == 0:
-            raise_fault(cpu, VEC_TS, 0)
-            return
-        if not read_descriptor(g, new_ss, dsc):
-            raise_fault(cpu, VEC_TS, new_ss & 0xFFFC)
-            return
-        slo = dsc[0]
-        shi = dsc[1]
-        sattr = desc_attr(shi)
-        if (new_ss & 3) != cdpl or ((sattr >> 5) & 3) != cdpl or (sattr & 0x1A) != 0x12:
-            raise_fault(cpu, VEC_TS, new_ss & 0xFFFC)
-            return
-        if not sattr & 0x80:
-            raise_fault(cpu, VEC_SS, new_ss & 0xFFFC)
-            return
-        sbase = desc_base(slo, shi)
-        slimit = desc_limit(slo, shi)
         big = (sattr & ATTR_DB) != 0
         old_ss = cpu[SEG_SLOTS + SS * SEG_STRIDE + SEG_SEL]
         old_esp = cpu[ESP]
@@ -380,8 +344,7 @@ def far_transfer(g, sel, offset, osize, is_call):
             if cpu[FAULT] < 0:
                 raise_fault(cpu, VEC_SS, new_ss & 0xFFFC)
             return
-        set_accessed(g, new_ss, shi)
-        set_segment_cache(cpu, SS, (new_ss & 0xFFFC) | cdpl, sbase, slimit, sattr | 1)
+        set_segment_cache(cpu, SS, (new_ss & 0xFFFC) | cdpl, sbase, slimit, sattr)
         cpu[ESP] = sp if big else ((cpu[ESP] & 0xFFFF0000) | sp)
         set_accessed(g, target_sel, chi)
         load_code_segment(cpu, target_sel, clo, chi, cdpl)

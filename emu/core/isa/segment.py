@@ -38,7 +38,14 @@ def mov_from_sreg(g, d):
     if seg > 5:
         raise_fault(cpu, VEC_UD, NO_ERROR_CODE)
         return
-    sel = cpu[SEG_SLOTS + seg * SEG_STRIDE + SEG_SEL]
+    write_selector(g, d, cpu[SEG_SLOTS + seg * SEG_STRIDE + SEG_SEL])
+
+
+@jit
+def write_selector(g, d, sel):
+    """Store a selector to r/m: memory always takes 16 bits, a register gets
+    it zero-extended to the operand size (P6 and later, SDM Vol. 2, MOV)."""
+    cpu = g.cpu
     if d[D_MOD] == 3:
         set_reg(cpu, d[D_RM], d[D_OSIZE], sel)
     else:

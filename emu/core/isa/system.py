@@ -5,6 +5,7 @@ from emu.core.exceptions import raise_fault
 from emu.core.flags import get_eflags, set_eflags_raw
 from emu.core.memory import read_mem, write_mem, write_linear
 from emu.core.operands import read_operand, write_operand, set_reg
+from emu.core.isa.segment import write_selector
 from emu.core.segments import (protected_mode, read_descriptor, desc_base, desc_limit, desc_attr,
                                set_segment_cache, descriptor_address)
 from emu.core.layout import (FAULT, EA, EAX, EBX, ECX, EDX, ESP, EIP, NEXT_EIP, CPL, EFLAGS, HALTED,
@@ -126,17 +127,12 @@ def sidt(g, d):
 
 @jit
 def store_selector(g, d, seg):
-    """SLDT/STR: a register destination with 32-bit operand size gets the
-    selector zero-extended; memory is always 16 bits."""
+    """SLDT/STR (#UD outside protected mode), stored like MOV r/m, Sreg."""
     cpu = g.cpu
     if not protected_mode(cpu):
         raise_fault(cpu, VEC_UD, NO_ERROR_CODE)
         return
-    sel = cpu[SEG_SLOTS + seg * SEG_STRIDE + SEG_SEL]
-    if d[D_MOD] == 3:
-        set_reg(cpu, d[D_RM], d[D_OSIZE], sel)
-    else:
-        write_mem(g, d[D_SEG], cpu[EA], 2, sel)
+    write_selector(g, d, cpu[SEG_SLOTS + seg * SEG_STRIDE + SEG_SEL])
 
 
 @jit
@@ -150,17 +146,28 @@ def str_(g, d):
 
 
 @jit
+def system_selector_operand(g, d):
+    """The selector operand of LLDT/LTR: #UD outside protected mode, #GP(0)
+    above CPL 0; -1 when refused or the read faulted."""
+    cpu = g.cpu
+    if not protected_mode(cpu):
+        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)
+        return -1
+    if not privileged(cpu):
+        return -1
+    sel = read_operand(g, d, 0) & 0xFFFF
+    if cpu[FAULT] >= 0:
+        return -1
+    return sel
+
+
+@jit
 def lldt(g, d):
     """LLDT: a null selector makes LDTR unusable; otherwise a present LDT
     descriptor (type 2) from the GDT."""
     cpu = g.cpu
-    if not protected_mode(cpu):
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)
-        return
-    if not privileged(cpu):
-        return
-    sel = read_operand(g, d, 0) & 0xFFFF
-    if cpu[FAULT] >= 0:
+    sel = system_selector_operand(g, d)
+    if sel < 0:
         return
     if (sel & 0xFFFC) == 0:
         set_segment_cache(cpu, LDTR, sel, 0, 0, ATTR_UNUSABLE)
@@ -183,13 +190,8 @@ def lldt(g, d):
 def ltr(g, d):
     """LTR: an available TSS (type 1 or 9) from the GDT, marked busy."""
     cpu = g.cpu
-    if not protected_mode(cpu):
-        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)
-        return
-    if not privileged(cpu):
-        return
-    sel = read_operand(g, d, 0) & 0xFFFF
-    if cpu[FAULT] >= 0:
+    sel = system_selector_operand(g, d)
+    if sel < 0:
         return
     if (sel & 0xFFFC) == 0:
         raise_fault(cpu, VEC_GP, 0)
