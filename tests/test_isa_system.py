@@ -227,3 +227,24 @@ def test_a20_gate_masks_address_bit_20():
     m.cpu.ip = 0x1000
     m.step()
     assert m.cpu.al == 0 and m.a20
+
+
+def test_call_gate_copies_up_to_31_parameters_to_the_inner_stack():
+    """A call gate's parameter count is 5 bits: 31 parameters are copied, in
+    order, from the caller's stack to the inner stack from the TSS (SDM
+    Vol. 3, 5.8.5, figure 5-13)."""
+    pushes = b"".join(b"\x6a" + bytes([i]) for i in range(30, -1, -1))   # push 30 ... push 0
+    m = machine(pushes + b"\x9a\x00\x00\x00\x00\x53\x00", cpl=3)         # call 0x53:0
+    m.memory.write(GDT_AT + 0x50, struct.pack("<HHBBH", 0x2000, 0x08, 31, 0xEC, 0))
+    m.cpu.gdtr = (GDT_AT, 0x57)
+    m.memory.write(0x3100 + 4, struct.pack("<II", 0x7000, 0x10))          # ESP0, SS0
+    m.cpu.set_segment("tr", 0x48, 0x3100, 0x67, 0x8B)
+    m.memory.write(0x2000, b"\xf4")
+    e = m.run(max_instructions=40)
+    assert e.kind == "halt" and m.cpu.cpl == 0 and m.cpu.cs == 0x08
+    esp = m.cpu.esp
+    assert esp == 0x7000 - 35 * 4
+    frame = struct.unpack("<35I", m.memory.read(esp, 35 * 4))
+    assert frame[0] == CODE + len(pushes) + 7 and frame[1] == 0x1B       # return EIP, CS
+    assert list(frame[2:33]) == list(range(31))                          # the parameters, in order
+    assert frame[33] == 0x9000 - 31 * 4 and frame[34] == 0x23            # old ESP, old SS

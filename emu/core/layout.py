@@ -77,8 +77,8 @@ SHADOW_DONE = 101
 DESC_SCRATCH = 104   # two slots: a descriptor read by faults.py (lo, hi)
 BP_FIRST = 112
 BP_MAX = 16
-SCRATCH = 136       # 16 slots for instructions that must read everything before committing
-CPU_SLOTS = 160
+SCRATCH = 136       # 32 slots for instructions that must read everything before committing
+CPU_SLOTS = 176
 
 OPT_STOP_ON_EXCEPTION = 1   # report guest exceptions as an exit instead of delivering them
 OPT_BREAK_ON_INT3 = 2       # INT3 ends the run with a breakpoint exit

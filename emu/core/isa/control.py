@@ -324,7 +324,7 @@ def far_transfer(g, sel, offset, osize, is_call):
         old_esp = cpu[ESP]
         old_mask = stack_mask(cpu)
         # read the parameters from the old stack first (they may fault)
-        par = cpu[SCRATCH:SCRATCH + 16]
+        par = cpu[SCRATCH:SCRATCH + 32]      # a gate copies at most 31 parameters
         for i in range(params):
             par[i] = read_mem(g, SS, (old_esp + i * size) & old_mask, size)
         if cpu[FAULT] >= 0:
