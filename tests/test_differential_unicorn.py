@@ -48,6 +48,10 @@ def unicorn_deviation(row, ref, ours, m):
             (ref.regs["ebp"] ^ m.cpu.ebp) & 0xFFFF == 0:
         return ("ENTER with a 32-bit operand size on a 16-bit stack: the SDM loads EBP with the whole "
                 "ESP; Unicorn only writes BP")
+    if row.mnemonic in ("JMP", "CALL") and ours.kind == "exception" and ours.vector == 13 \
+            and ref.exception is None and ref.eip > 0xFFFF:
+        return ("a near branch beyond the CS limit is #GP(0) (SDM Vol. 2, JMP/CALL); Unicorn does not "
+                "check the limit in real mode")
     if row.mnemonic in ("DIV", "IDIV", "AAM") and (ref.exception is not None or ours.kind == "exception"):
         return ("Unicorn does not raise #DE reliably for DIV/IDIV/AAM (SDM: #DE on a zero divisor or "
                 "quotient overflow); the host-CPU test checks #DE instead")

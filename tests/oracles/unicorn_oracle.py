@@ -26,6 +26,17 @@ UC_REGS = {"eax": X.UC_X86_REG_EAX, "ecx": X.UC_X86_REG_ECX, "edx": X.UC_X86_REG
            "esi": X.UC_X86_REG_ESI, "edi": X.UC_X86_REG_EDI}
 
 
+STRING_OPCODES = {0x6C, 0x6D, 0x6E, 0x6F, 0xA4, 0xA5, 0xA6, 0xA7, 0xAA, 0xAB, 0xAC, 0xAD, 0xAE, 0xAF}
+PREFIXES = {0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF0, 0xF2, 0xF3}
+
+
+def is_rep_string(code):
+    i = 0
+    while i < len(code) and code[i] in PREFIXES:
+        i += 1
+    return i < len(code) and code[i] in STRING_OPCODES and (0xF2 in code[:i] or 0xF3 in code[:i])
+
+
 @dataclass
 class UCase:
     code: bytes
@@ -78,7 +89,7 @@ class UnicornOracle:
         try:
             uc.emu_start(CODE_AT, CODE_AT + 0x10000, count=1)
             # Unicorn counts each REP iteration as an instruction: finish the REP
-            for _ in range(64):
+            for _ in range(64 if is_rep_string(case.code) else 0):
                 if uc.reg_read(X.UC_X86_REG_EIP) != CODE_AT or self._vector is not None:
                     break
                 uc.emu_start(CODE_AT, CODE_AT + 0x10000, count=1)

@@ -135,7 +135,9 @@ def enter(g, d):
         return
     sp = (sp - size) & mask
     write_mem(g, SS, sp, size, bp)
-    frame = sp
+    # FrameTemp: the whole ESP after the push for a 32-bit operand size, else SP
+    # (SDM Vol. 2, ENTER)
+    frame = ((cpu[ESP] & ~mask) | sp) & 0xFFFFFFFF if size == 4 else sp
     if level > 0:
         for i in range(1, level):
             bp = (bp - size) & (0xFFFFFFFF if mask == 0xFFFFFFFF else 0xFFFF)
@@ -152,9 +154,6 @@ def enter(g, d):
     # the final stack pointer must be addressable (SDM: #SS if it exceeds the limit)
     if alloc and not check_write(g, SS, sp, 1):
         return
-    if size == 4:
-        # EBP <- FrameTemp, which is the whole ESP after the push (SDM Vol. 2, ENTER)
-        frame = (cpu[ESP] & ~mask) | frame
     set_reg(cpu, EBP, size, frame)
     set_sp(cpu, sp)
 
