@@ -19,9 +19,12 @@ RESET_EDX_SIGNATURE = 0x00000633   # = emu.core.isa.system.CPUID_SIGNATURE
 class Exit:
     """Why a run stopped.
 
-    kind: "budget" (max_instructions reached), "halt" (HLT), "exception"
-    (a guest exception, when the machine stops on them), "shutdown" (triple
-    fault), "io" (a port access that Python must serve), "breakpoint".
+    kind: "budget" (max_instructions reached), "halt" (HLT with nothing
+    that could wake the CPU), "exception" (a guest exception, when the
+    machine stops on them), "shutdown" (triple fault), "io" (a port access
+    that Python must serve), "breakpoint", "debug_exit" (the guest wrote the
+    debug-exit port; ``status`` is the exit status, (value << 1) | 1, as
+    QEMU's isa-debug-exit), "reset" (the guest reset the machine).
     """
     kind: str
     instructions: int = 0
@@ -29,6 +32,7 @@ class Exit:
     error_code: int | None = None
     port: int | None = None
     address: int | None = None
+    status: int | None = None
 
     def __repr__(self):
         extra = ""
@@ -40,6 +44,8 @@ class Exit:
             extra += f", port={self.port:#x}"
         if self.address is not None:
             extra += f", address={self.address:#x}"
+        if self.status is not None:
+            extra += f", status={self.status}"
         return f"Exit({self.kind!r}, instructions={self.instructions}{extra})"
 
 
@@ -50,6 +56,7 @@ class Snapshot:
     cpu: np.ndarray
     mem: np.ndarray
     pm: np.ndarray
+    dev: np.ndarray
 
 
 def _check_memory_size(memory_size):
@@ -63,39 +70,75 @@ def _check_memory_size(memory_size):
                          f"try {(memory_size + PAGE - 1) // PAGE * PAGE:#x}")
 
 
+class PortHandlers(dict):
+    """``m.port_handlers[port] = device``: a device written in Python on a
+    free port (it needs ``read(port, size)`` and ``write(port, size, value)``)."""
+
+    def __init__(self, board):
+        super().__init__()
+        self._board = board
+
+    def __setitem__(self, port, device):
+        if port in self:
+            self._board.detach(port)
+        self._board.attach(device, [port])
+        super().__setitem__(port, device)
+
+    def __delitem__(self, port):
+        self._board.detach(port)
+        super().__delitem__(port)
+
+
 class Machine:
-    """An x86 PC-class machine: CPU, RAM and (later) devices.
+    """An x86 PC-class machine: CPU, RAM and the PC devices (8259A PICs,
+    8254 PIT, 16550A UARTs on COM1/COM2, MC146818 RTC/CMOS, 8042, port 0x92,
+    port 0x80 and a debug-exit port at 0xF4).
 
     ``Machine(memory_size)`` starts in the power-on reset state: real mode,
     CS:IP = F000:FFF0.  ``Machine.flat32(...)`` starts in 32-bit flat
     protected mode at CPL 0 with paging off and no firmware.
+
+    Devices run on virtual time: ``ns_per_instruction`` nanoseconds per
+    retired instruction (time jumps ahead while the CPU halts), so the same
+    image and inputs give the same run.  ``rtc_epoch`` is the RTC's time at
+    the start, in seconds since 1970 (fixed by default).
     """
 
-    def __init__(self, memory_size=1 << 20, *, deliver_exceptions=True):
+    _icount_slot = L.ICOUNT
+
+    def __init__(self, memory_size=1 << 20, *, deliver_exceptions=True, ns_per_instruction=None,
+                 rtc_epoch=None):
         _check_memory_size(memory_size)
         from emu.core.layout import Guest
+        from devices.board import Board, DEFAULT_NS_PER_INSTRUCTION, DEFAULT_RTC_EPOCH
         pages = memory_size // PAGE
+        self.board = Board(self, ns_per_instruction=ns_per_instruction or DEFAULT_NS_PER_INSTRUCTION,
+                           rtc_epoch=DEFAULT_RTC_EPOCH if rtc_epoch is None else rtc_epoch)
         self._state = Guest(
             cpu=np.zeros(L.CPU_SLOTS, np.int64),
             mem=np.zeros(memory_size, np.uint8),
             pm=np.zeros(pages, np.int64),
             ic=np.zeros((L.IC_ENTRIES + 1, L.D_FIELDS), np.int64),
+            dev=self.board.dev,
+            ports=self.board.ports,
         )
         self.cpu = CpuView(self)
         self.memory = MemoryView(self)
-        self.port_handlers = {}
+        self.port_handlers = PortHandlers(self.board)
+        self.com1 = self.board.com1
+        self.com2 = self.board.com2
         self.reset()
         self.deliver_exceptions = deliver_exceptions
 
     # --- construction ---------------------------------------------------------
 
     @classmethod
-    def flat32(cls, memory_size=16 << 20, *, deliver_exceptions=False):
+    def flat32(cls, memory_size=16 << 20, *, deliver_exceptions=False, **board_options):
         """32-bit flat protected mode, CPL 0, paging off, no firmware: CS, DS,
         ES, FS, GS, SS cover 4 GiB from base 0 (their descriptors live only in
         the hidden caches).  Guest exceptions end the run with an
         ``exception`` exit unless ``deliver_exceptions`` is set."""
-        m = cls(memory_size, deliver_exceptions=deliver_exceptions)
+        m = cls(memory_size, deliver_exceptions=deliver_exceptions, **board_options)
         c = m._state.cpu
         c[L.CR0] = L.CR0_PE | L.CR0_ET
         for seg in range(6):
@@ -137,6 +180,7 @@ class Machine:
         c[L.FAULT] = -1
         c[L.FAULT_ERR] = -1
         c[L.DELIVERING] = -1
+        self.board.reset(len(self._state.mem))
         self._invalidate_decoded()
 
     # --- options ------------------------------------------------------------------
@@ -191,11 +235,14 @@ class Machine:
             before = int(c[L.ICOUNT])
             reason = int(core_run(self._state, chunk, first))
             first = False
+            self.board.drain()
             if remaining is not None:
                 # count attempts like the loop does: retired instructions bound it below
                 remaining = max(0, remaining - max(1, int(c[L.ICOUNT]) - before))
             if reason == L.EXIT_IO and self._serve_io():
                 continue
+            if reason == L.EXIT_SERIAL:
+                continue          # host input refilled by board.drain(); keep going
             done = int(c[L.ICOUNT]) - start
             kind = L.EXIT_NAMES[reason]
             if reason == L.EXIT_EXCEPTION:
@@ -205,6 +252,8 @@ class Machine:
                 return Exit(kind, done, port=int(c[L.IO_PORT]))
             if reason == L.EXIT_BREAKPOINT:
                 return Exit(kind, done, address=int(c[L.EXIT_ARG]))
+            if reason == L.EXIT_DEBUG_EXIT:
+                return Exit(kind, done, status=int(c[L.EXIT_ARG]))
             if reason == L.EXIT_BUDGET and remaining not in (None, 0):
                 continue
             return Exit(kind, done)
@@ -213,8 +262,13 @@ class Machine:
         """Serve a port access from Python: a registered handler, else the
         port is unassigned (reads all ones, writes ignored)."""
         c = self._state.cpu
+        if c[L.IO_RETRY]:
+            # a chip's transmit ring was full: it has been drained, run the instruction again
+            c[L.IO_RETRY] = 0
+            self.board.drain()
+            return True
         port, size, is_out = int(c[L.IO_PORT]), int(c[L.IO_SIZE]), int(c[L.IO_DIR])
-        handler = self.port_handlers.get(port)
+        handler = self.board.python_devices.get(port)
         if is_out:
             if handler is not None:
                 handler.write(port, size, int(c[L.IO_DATA]))
@@ -223,6 +277,17 @@ class Machine:
             c[L.IO_DATA] = value & ((1 << (8 * size)) - 1)
         c[L.IO_PENDING] = 1
         return True
+
+    def nmi(self):
+        """Raise the NMI line: the CPU takes interrupt 2 at the next
+        instruction boundary (unless an NMI handler is still running, or
+        port 0x70 bit 7 masks NMI)."""
+        self._state.cpu[L.NMI_PENDING] = 1
+
+    @property
+    def virtual_time_ns(self):
+        """Virtual time since power-on, in nanoseconds."""
+        return self.board.virtual_time_ns
 
     # --- breakpoints --------------------------------------------------------------------
 
@@ -248,7 +313,8 @@ class Machine:
 
     def snapshot(self):
         s = self._state
-        return Snapshot(s.cpu.copy(), s.mem.copy(), s.pm.copy())
+        self.board.drain()
+        return Snapshot(s.cpu.copy(), s.mem.copy(), s.pm.copy(), s.dev.copy())
 
     def restore(self, snapshot):
         if not isinstance(snapshot, Snapshot):
@@ -260,6 +326,7 @@ class Machine:
         s.cpu[:] = snapshot.cpu
         s.mem[:] = snapshot.mem
         s.pm[:] = snapshot.pm
+        s.dev[:] = snapshot.dev
         self._invalidate_decoded()
 
     # --- internals ------------------------------------------------------------------------

@@ -9,10 +9,13 @@ tuple (numba passes it by value and caches functions that take it):
 - ``pm``   int64[pages]: per 4 KiB physical page metadata (code-page bit and
   generation counter for the decoded-instruction cache, dirty bit).
 - ``ic``   int64[IC_ENTRIES, D_FIELDS]: the decoded-instruction cache.
+- ``dev``  int64[DEV_SLOTS]: the state of every chip on the board and the
+  virtual clock (slots in devices/chips/layout.py).
+- ``ports`` uint8[65536]: which chip answers each I/O port (devices/board.py).
 """
 from collections import namedtuple
 
-Guest = namedtuple("Guest", "cpu mem pm ic")
+Guest = namedtuple("Guest", "cpu mem pm ic dev ports")
 
 # --- general registers, in ModRM encoding order (SDM Vol. 2, 2.1.5) -------
 EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI = range(8)
@@ -75,6 +78,10 @@ FAULT_CLASS = 99
 FAULT_STOP = 100    # 1 while a fault that stops the run is being reported
 SHADOW_DONE = 101
 DESC_SCRATCH = 104   # two slots: a descriptor read by faults.py (lo, hi)
+INTR_LINE = 106     # the PIC's INT output: a maskable interrupt is requested
+NMI_PENDING = 107
+NMI_BLOCKED = 108   # NMI handler running: further NMIs wait for the next IRET (SDM Vol. 3, 6.7.1)
+IO_RETRY = 109      # a chip could not take a write now (full transmit ring): retry it
 BP_FIRST = 112
 BP_MAX = 16
 SCRATCH = 136       # 32 slots for instructions that must read everything before committing
@@ -139,7 +146,11 @@ EXIT_EXCEPTION = 3
 EXIT_SHUTDOWN = 4
 EXIT_IO = 5
 EXIT_BREAKPOINT = 6
-EXIT_NAMES = ("none", "budget", "halt", "exception", "shutdown", "io", "breakpoint")
+EXIT_DEBUG_EXIT = 7     # the guest wrote the debug-exit port; EXIT_ARG = exit status
+EXIT_RESET = 8          # the guest reset the machine (8042 pulse, port 0x92)
+EXIT_SERIAL = 9         # the serial transmit ring is full: Python drains it and continues
+EXIT_NAMES = ("none", "budget", "halt", "exception", "shutdown", "io", "breakpoint", "debug_exit",
+              "reset", "serial")
 
 # --- decoded-instruction record (one row of the icache) ---------------------
 D_TAG = 0           # physical address of the first byte + 1; 0 if the entry is empty

@@ -1,15 +1,19 @@
-"""The run loop: fetch a decoded instruction, execute it, deliver faults,
-until the budget is spent or something needs Python (an exit)."""
+"""The run loop: fetch a decoded instruction, execute it, deliver faults
+and interrupts, keep the devices on time, until the budget is spent or
+something needs Python (an exit)."""
 from emu.core.jit import jit
 from emu.core.icache import lookup
 from emu.core.dispatch import execute
-from emu.core.faults import handle_fault
+from emu.core.faults import handle_fault, deliver_event, EVENT_EXTERNAL
+from devices.chips.bus import catch_up, skip_to_next_event, interrupt_acknowledge
+from devices.chips.layout import DEADLINE_ICOUNT, RTC_BASE, RTC_NMI_DISABLED
 from emu.core.operands import effective_address
 from emu.core.layout import (EIP, EFLAGS, LF_OP, LF_A, LF_B, LF_R, LF_SIZE, FAULT, NEXT_EIP,
                              INSN_EIP, ICOUNT, HALTED, EA, EXIT_REASON, EXIT_NONE, EXIT_BUDGET,
                              EXIT_HALT, EXIT_IO, EXIT_BREAKPOINT, EXIT_ARG, D_LEN, D_HASMEM,
                              D_OSIZE, BP_COUNT, BP_FIRST, CS, SEG_SLOTS, SEG_STRIDE, SEG_BASE,
-                             SEG_ATTR, ATTR_DB, INHIBIT_IRQ)
+                             SEG_ATTR, ATTR_DB, INHIBIT_IRQ, INTR_LINE, NMI_PENDING,
+                             NMI_BLOCKED, FLAG_IF, VEC_NMI, NO_ERROR_CODE)
 
 
 @jit
@@ -22,13 +26,49 @@ def at_breakpoint(cpu, eip):
 
 
 @jit
+def nmi_deliverable(g):
+    cpu = g.cpu
+    return cpu[NMI_PENDING] != 0 and cpu[NMI_BLOCKED] == 0 and g.dev[RTC_BASE + RTC_NMI_DISABLED] == 0
+
+
+@jit
+def take_interrupt(g):
+    """At an instruction boundary: an NMI, else a maskable interrupt from the
+    PIC when IF = 1 (SDM Vol. 3, 6.9: NMI has priority over INTR).  The
+    return address is the instruction that would have run next."""
+    cpu = g.cpu
+    cpu[INSN_EIP] = cpu[EIP]
+    if nmi_deliverable(g):
+        cpu[NMI_PENDING] = 0
+        cpu[NMI_BLOCKED] = 1
+        deliver_event(g, VEC_NMI, NO_ERROR_CODE, EVENT_EXTERNAL)
+        return
+    if cpu[INTR_LINE] and cpu[EFLAGS] & FLAG_IF:
+        vector = interrupt_acknowledge(g)
+        deliver_event(g, vector, NO_ERROR_CODE, EVENT_EXTERNAL)
+
+
+@jit
 def run(g, budget, skip_breakpoint_at_start):
     """Run at most ``budget`` instructions; returns an EXIT_* code."""
     cpu = g.cpu
+    dev = g.dev
     cpu[EXIT_REASON] = EXIT_NONE
     n = 0
     while n < budget:
+        if cpu[ICOUNT] >= dev[DEADLINE_ICOUNT]:
+            catch_up(g)
+        # INHIBIT_IRQ still holds the shadow of the previous instruction (STI, MOV SS)
+        if (cpu[NMI_PENDING] or (cpu[INTR_LINE] and cpu[EFLAGS] & FLAG_IF)) and not cpu[INHIBIT_IRQ]:
+            take_interrupt(g)
+            if cpu[EXIT_REASON] != EXIT_NONE:
+                break
         if cpu[HALTED]:
+            # HLT waits for an interrupt: virtual time jumps to the next device
+            # event; with nothing able to wake the CPU the run ends
+            if ((cpu[EFLAGS] & FLAG_IF) or cpu[NMI_PENDING]) and skip_to_next_event(g):
+                n += 1
+                continue
             cpu[EXIT_REASON] = EXIT_HALT
             break
         eip = cpu[EIP]

@@ -10,6 +10,7 @@ from emu.core.segments import (protected_mode, read_descriptor, desc_base, desc_
                                invalidate_for_cpl, load_segment_real, inner_stack)
 from emu.core.stackops import stack_mask, set_sp
 from emu.core.faults import software_interrupt, stack_push_raw, EVENT_SOFTWARE, EVENT_TRAP
+from emu.core.layout import NMI_BLOCKED
 from emu.core.layout import (FAULT, NEXT_EIP, INSN_EIP, EIP, ECX, ESP, CS, SS, CPL, EFLAGS, EA,
                              D_IMM, D_IMM2, D_OPCODE, D_OSIZE, D_ASIZE, D_SEG, D_REG, D_K0,
                              K_FARPTR, SEG_SLOTS, SEG_STRIDE, SEG_SEL, SEG_BASE, SEG_LIMIT,
@@ -505,6 +506,7 @@ def iret(g, d):
     new_flags = read_mem(g, SS, (sp + 2 * size) & mask, size)
     if cpu[FAULT] >= 0:
         return
+    cpu[NMI_BLOCKED] = 0        # IRET ends NMI blocking (SDM Vol. 3, 6.7.1)
     if cpu[EFLAGS] & FLAG_VM:
         if ((cpu[EFLAGS] & FLAG_IOPL) >> 12) < 3:
             raise_fault(cpu, VEC_GP, 0)

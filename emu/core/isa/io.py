@@ -1,17 +1,22 @@
 """Port I/O (SDM Vol. 1, chapter 19): IN and OUT, and the port protocol the
 string forms INS/OUTS share.
 
-No chip answers inside the loop yet, so every access is an exit: the
+The chips of the board answer inside the loop (devices/chips/bus.py).  A
+port that belongs to a device written in Python is an exit: the
 instruction stores the port, size, direction and data in the IO_* slots and
 sets EXIT_IO without retiring; Python serves it (Machine._serve_io), sets
-IO_PENDING, and the instruction runs again and completes with IO_DATA.
+IO_PENDING, and the instruction runs again and completes with IO_DATA.  A
+chip that cannot take a write yet (a full serial transmit ring) exits the
+same way with IO_RETRY set: Python drains the ring and the instruction runs
+again from the start.
 """
 from emu.core.jit import jit
 from emu.core.exceptions import raise_fault
 from emu.core.memory import read_linear, ACCESS_READ
 from emu.core.operands import read_operand, set_reg
 from emu.core.segments import protected_mode
-from emu.core.layout import (FAULT, EAX, CPL, EFLAGS, FLAG_IOPL, FLAG_VM, IO_PORT, IO_SIZE, IO_DIR,
+from devices.chips.bus import io_read, io_write, IO_DONE, IO_RETRY as BUS_RETRY
+from emu.core.layout import (IO_RETRY, FAULT, EAX, CPL, EFLAGS, FLAG_IOPL, FLAG_VM, IO_PORT, IO_SIZE, IO_DIR,
                              IO_DATA, IO_PENDING, EXIT_REASON, EXIT_IO, SEG_SLOTS, SEG_STRIDE,
                              SEG_BASE, SEG_LIMIT, SEG_ATTR, TR, D_S0, D_S1, VEC_GP)
 
@@ -49,6 +54,9 @@ def port_read(g, port, size):
     if cpu[IO_PENDING]:
         cpu[IO_PENDING] = 0
         return cpu[IO_DATA] & ((1 << (8 * size)) - 1)
+    v = io_read(g, port, size)
+    if v >= 0:
+        return v
     cpu[IO_PORT] = port
     cpu[IO_SIZE] = size
     cpu[IO_DIR] = 0
@@ -64,6 +72,10 @@ def port_write(g, port, size, value):
     if cpu[IO_PENDING]:
         cpu[IO_PENDING] = 0
         return True
+    r = io_write(g, port, size, value)
+    if r == IO_DONE:
+        return True
+    cpu[IO_RETRY] = 1 if r == BUS_RETRY else 0
     cpu[IO_PORT] = port
     cpu[IO_SIZE] = size
     cpu[IO_DIR] = 1

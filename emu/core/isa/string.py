@@ -95,6 +95,11 @@ def string_loop(g, d, op, size):
         if rep == REP_NONE:
             return
         set_reg(cpu, ECX, asize, get_reg(cpu, ECX, asize) - 1)
+        if cpu[EXIT_REASON] != 0:
+            # a port write ended the run (debug exit, reset): resume here later
+            if get_reg(cpu, ECX, asize) != 0:
+                cpu[NEXT_EIP] = cpu[INSN_EIP]
+            return
         if op == OP_CMPS or op == OP_SCAS:
             zf = (get_eflags(cpu) & FLAG_ZF) != 0
             if (rep == REP_E and not zf) or (rep == REP_NE and zf):

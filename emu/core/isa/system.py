@@ -55,7 +55,6 @@ def hlt(g, d):
     if not privileged(cpu):
         return
     cpu[HALTED] = 1
-    cpu[EXIT_REASON] = EXIT_HALT
 
 
 @jit
