@@ -251,6 +251,13 @@ class Board:
         dev[cmos + 0x14] = 0x06        # equipment: no floppy, FPU absent bit clear, VGA
         dev[cmos + 0x32] = 0x20        # century (BCD)
 
+    def note_a20(self, enabled):
+        """Python set the A20 gate: the 8042 output port and port 0x92 show it."""
+        bit = 0x02 if enabled else 0
+        self.dev[D.PORT92_VALUE] = (int(self.dev[D.PORT92_VALUE]) & ~0x02) | bit
+        k = D.KBC_BASE + D.KBC_OUTPUT_PORT
+        self.dev[k] = (int(self.dev[k]) & ~0x02) | bit
+
     def poke(self):
         """Python changed device state: the loop catches up before the next instruction."""
         self.dev[D.DEADLINE_ICOUNT] = 0

@@ -121,6 +121,7 @@ class Machine:
             ic=np.zeros((L.IC_ENTRIES + 1, L.D_FIELDS), np.int64),
             dev=self.board.dev,
             ports=self.board.ports,
+            tlb=np.zeros((L.TLB_ENTRIES, 2), np.int64),
         )
         self.cpu = CpuView(self)
         self.memory = MemoryView(self)
@@ -208,6 +209,7 @@ class Machine:
     @a20.setter
     def a20(self, enabled):
         self._state.cpu[L.A20_MASK] = 0xFFFFFFFF if enabled else 0xFFEFFFFF
+        self.board.note_a20(enabled)
         self._invalidate_decoded()
 
     # --- running --------------------------------------------------------------------
@@ -332,9 +334,13 @@ class Machine:
     # --- internals ------------------------------------------------------------------------
 
     def _invalidate_decoded(self):
+        """Drop decoded instructions and cached translations (Python changed
+        state behind the CPU's back: registers, memory, a snapshot)."""
         self._state.ic[:, L.D_TAG] = 0
+        self._state.tlb[:, 0] = 0
 
     def _note_python_write(self, address, length):
+        self._state.tlb[:, 0] = 0     # page tables may have changed under the TLB
         pm = self._state.pm
         first, last = address // PAGE, (address + max(length, 1) - 1) // PAGE
         code = (pm[first:last + 1] & 1) != 0

@@ -40,7 +40,8 @@ def machine(code, cpl=0, **regs):
 
 def test_cpuid_reports_what_is_implemented():
     """CPUID leaf 0: max leaf and vendor; leaf 1: signature and exactly the
-    features implemented (TSC MSR CX8 SEP CMOV PSE; no FPU, no PAE, no APIC)."""
+    features implemented (TSC MSR PAE CX8 SEP PGE CMOV PSE; no FPU, no APIC);
+    leaf 80000001H: NX."""
     m = machine(b"\x0f\xa2\x0f\xa2", eax=0)
     m.step()
     vendor = struct.pack("<III", m.cpu.ebx, m.cpu.edx, m.cpu.ecx)
@@ -48,7 +49,15 @@ def test_cpuid_reports_what_is_implemented():
     m.cpu.eax = 1
     m.step()
     assert m.cpu.eax == CPUID_SIGNATURE and m.cpu.edx == CPUID_FEATURES
-    assert m.cpu.edx & 1 == 0 and m.cpu.edx & (1 << 6) == 0 and m.cpu.edx & (1 << 9) == 0
+    assert m.cpu.edx & 1 == 0 and m.cpu.edx & (1 << 6) and m.cpu.edx & (1 << 9) == 0
+    assert m.cpu.edx & (1 << 13)
+    m.cpu.eax = 0x80000000
+    m.cpu.eip = CODE
+    m.step()
+    assert m.cpu.eax == 0x80000001
+    m.cpu.eax = 0x80000001
+    m.step()
+    assert m.cpu.edx == 1 << 20
     assert CPUID_SIGNATURE == Machine(1 << 20).cpu.edx      # EDX at reset holds the signature
 
 

@@ -129,7 +129,11 @@ def apply_a20_and_reset(g):
 
 @jit
 def set_a20(g, on):
+    """The A20 gate changes every translation: drop the TLB."""
     g.cpu[A20_MASK] = A20_ON if on else A20_OFF
+    tlb = g.tlb
+    for i in range(tlb.shape[0]):
+        tlb[i, 0] = 0
 
 
 @jit

@@ -8,6 +8,7 @@ from emu.core.segments import (read_descriptor, desc_base, desc_limit, desc_attr
                                load_code_segment, set_segment_cache, set_accessed, protected_mode,
                                inner_stack)
 from emu.core.stackops import push
+from emu.core.tasks import switch_task, TS_INT
 from emu.core.layout import (CS, SS, ESP, EIP, CPL, FAULT, FAULT_ERR, INSN_EIP, NEXT_EIP,
                              IDTR_BASE, IDTR_LIMIT, SEG_SLOTS, SEG_STRIDE, SEG_SEL, SEG_BASE,
                              SEG_LIMIT, SEG_ATTR, TR, ATTR_DB, FLAG_IF, FLAG_TF, FLAG_NT,
@@ -89,8 +90,7 @@ def deliver_protected(g, vector, error_code, event, return_eip):
     if cpu[FAULT] >= 0:
         return
     gate_type = (hi >> 8) & 0x1F
-    if gate_type not in (0x06, 0x07, 0x0E, 0x0F):
-        # task gates (0x05) arrive with hardware task switching
+    if gate_type not in (0x05, 0x06, 0x07, 0x0E, 0x0F):
         raise_fault(cpu, VEC_GP, idt_err)
         return
     gate_dpl = (hi >> 13) & 3
@@ -100,6 +100,10 @@ def deliver_protected(g, vector, error_code, event, return_eip):
         return
     if not hi & 0x8000:
         raise_fault(cpu, VEC_NP, idt_err)
+        return
+    if gate_type == 0x05:
+        # a task gate: the handler is a task (SDM Vol. 3, 6.12.2)
+        switch_task(g, (lo >> 16) & 0xFFFF, TS_INT, ext, error_code, return_eip)
         return
     gate32 = (gate_type & 8) != 0
     trap_gate = (gate_type & 1) != 0

@@ -12,10 +12,12 @@ tuple (numba passes it by value and caches functions that take it):
 - ``dev``  int64[DEV_SLOTS]: the state of every chip on the board and the
   virtual clock (slots in devices/chips/layout.py).
 - ``ports`` uint8[65536]: which chip answers each I/O port (devices/board.py).
+- ``tlb``  int64[TLB_ENTRIES, 2]: the software TLB (core/memory.py): linear
+  page + 1 as the tag, and the physical page with its rights.
 """
 from collections import namedtuple
 
-Guest = namedtuple("Guest", "cpu mem pm ic dev ports")
+Guest = namedtuple("Guest", "cpu mem pm ic dev ports tlb")
 
 # --- general registers, in ModRM encoding order (SDM Vol. 2, 2.1.5) -------
 EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI = range(8)
@@ -82,6 +84,7 @@ INTR_LINE = 106     # the PIC's INT output: a maskable interrupt is requested
 NMI_PENDING = 107
 NMI_BLOCKED = 108   # NMI handler running: further NMIs wait for the next IRET (SDM Vol. 3, 6.7.1)
 IO_RETRY = 109      # a chip could not take a write now (full transmit ring): retry it
+EFER = 110          # MSR C000_0080: only NXE is implemented
 BP_FIRST = 112
 BP_MAX = 16
 SCRATCH = 136       # 32 slots for instructions that must read everything before committing
@@ -131,6 +134,9 @@ CR4_PVI = 1 << 1
 CR4_TSD = 1 << 2
 CR4_DE = 1 << 3
 CR4_PSE = 1 << 4
+CR4_PAE = 1 << 5
+CR4_PGE = 1 << 7
+EFER_NXE = 1 << 11
 
 # --- exception vectors (SDM Vol. 3, 6.3.1) ----------------------------------
 VEC_DE, VEC_DB, VEC_NMI, VEC_BP, VEC_OF, VEC_BR, VEC_UD, VEC_NM = range(8)
@@ -181,6 +187,9 @@ D_OPCODE = 28       # opcode byte, +0x100 for the 0F map
 D_NOPS = 29
 D_HASMEM = 30       # the instruction has a ModRM memory operand or moffs
 D_FIELDS = 32
+
+TLB_BITS = 11
+TLB_ENTRIES = 1 << TLB_BITS
 
 IC_BITS = 14
 IC_ENTRIES = 1 << IC_BITS

@@ -10,7 +10,8 @@ import numpy as np
 
 from emu.core.jit import jit
 from emu.core.exceptions import raise_fault
-from emu.core.layout import (CR0, CR2, CR3, CR4, CR0_PG, CR0_WP, CR4_PSE, A20_MASK, CPL, CS, SS,
+from emu.core.layout import (CR0, CR2, CR3, CR4, CR0_PG, CR0_WP, CR4_PSE, CR4_PAE, CR4_PGE, EFER,
+                             EFER_NXE, A20_MASK, CPL, CS, SS,
                              SEG_SLOTS, SEG_STRIDE, SEG_BASE, SEG_LIMIT, SEG_ATTR, ATTR_UNUSABLE,
                              ATTR_DB, CR0_PE, VEC_GP, VEC_SS, VEC_PF)
 
@@ -88,63 +89,215 @@ def phys_write(g, pa, size, value):
                 note_write(g, a >> PAGE_SHIFT)
 
 
-# --- paging (32-bit, 4 KiB and 4 MiB pages; SDM Vol. 3, 4.3) -----------------
+# --- paging (SDM Vol. 3, chapter 4): 32-bit with 4 KiB and 4 MiB pages, PAE
+# with 4 KiB and 2 MiB pages, global pages, NX; a software TLB in front ------
+
+PTE_G = 0x100
+PTE_NX = -0x8000000000000000      # bit 63 (as int64)
+PF_P = 1             # #PF error code bits (SDM Vol. 3, 4.7)
+PF_W = 2
+PF_U = 4
+PF_RSVD = 8
+PF_I = 16
+PAE_ADDR = 0x0000000FFFFFF000     # MAXPHYADDR = 36
+PAE_RESERVED = 0x7FFFFFF000000000 # bits 36-62 (bit 63 too unless EFER.NXE)
+PDPTE_RESERVED = 0x1E6            # bits 1, 2, 5-8 of a PAE PDPTE
+PSE_RESERVED = 0x3FE000           # bits 13-21 of a 4 MiB PDE (no PSE-36)
+PAE_LARGE_RESERVED = 0x1FE000     # bits 13-20 of a 2 MiB PDE
+
+# a TLB entry: (linear page + 1, physical page | T_* rights)
+T_USER = 1           # U/S of every level
+T_WRITE = 2          # R/W of every level
+T_DIRTY = 4          # D already set: writes need no walk
+T_GLOBAL = 8
+T_NX = 16            # execute-disable
+TLB_TAG = 0
+TLB_VALUE = 1
+
 
 @jit
-def access_allowed(cpu, rights, write, user, lin, err):
+def tlb_flush(g, keep_global):
+    """Drop translations: all of them, or all but global pages (MOV CR3 with
+    CR4.PGE, SDM Vol. 3, 4.10.4.1)."""
+    tlb = g.tlb
+    for i in range(tlb.shape[0]):
+        if not (keep_global and tlb[i, TLB_VALUE] & T_GLOBAL):
+            tlb[i, TLB_TAG] = 0
+
+
+@jit
+def tlb_flush_page(g, lin):
+    """INVLPG: drop the translation of one page, global or not."""
+    tlb = g.tlb
+    vpn = (lin & 0xFFFFFFFF) >> PAGE_SHIFT
+    i = vpn & (tlb.shape[0] - 1)
+    if tlb[i, TLB_TAG] == vpn + 1:
+        tlb[i, TLB_TAG] = 0
+
+
+@jit
+def tlb_fill(g, lin, pa, rights, dirty, global_page, nx):
+    tlb = g.tlb
+    vpn = lin >> PAGE_SHIFT
+    i = vpn & (tlb.shape[0] - 1)
+    v = (pa & ~PAGE_MASK)
+    if rights & PTE_US:
+        v |= T_USER
+    if rights & PTE_RW:
+        v |= T_WRITE
+    if dirty:
+        v |= T_DIRTY
+    if global_page:
+        v |= T_GLOBAL
+    if nx:
+        v |= T_NX
+    tlb[i, TLB_VALUE] = v
+    tlb[i, TLB_TAG] = vpn + 1
+
+
+@jit
+def page_fault(cpu, lin, err):
+    cpu[CR2] = lin
+    raise_fault(cpu, VEC_PF, err)
+    return -1
+
+
+@jit
+def access_allowed(cpu, rights, write, user, fetch, nx, lin, err):
     """U/S and R/W of the combined entries (SDM Vol. 3, 4.6): user accesses
     need U/S; writes need R/W for users, and for the supervisor when
-    CR0.WP is set.  A refusal is #PF with P = 1 and CR2 = lin."""
+    CR0.WP is set; with EFER.NXE, fetches need XD clear.  A refusal is #PF
+    with P = 1 and CR2 = lin."""
     if (user and not (rights & PTE_US)) or \
-            (write and not (rights & PTE_RW) and (user or (cpu[CR0] & CR0_WP))):
-        cpu[CR2] = lin
-        raise_fault(cpu, VEC_PF, err | 1)
+            (write and not (rights & PTE_RW) and (user or (cpu[CR0] & CR0_WP))) or \
+            (fetch and nx):
+        page_fault(cpu, lin, err | PF_P)
         return False
     return True
 
 
 @jit
-def page_walk(g, lin, access, user):
-    """Translate a linear address; returns the physical address, or -1 with
-    #PF raised (CR2 = lin).  Sets accessed and dirty bits as hardware does."""
+def set_accessed_dirty(g, addr, entry, dirty):
+    """Set A (and D) in an entry's low dword as the processor does."""
+    new = entry | PTE_A | (PTE_D if dirty else 0)
+    if (new & 0xFFFFFFFF) != (entry & 0xFFFFFFFF):
+        phys_write(g, addr, 4, new & 0xFFFFFFFF)
+
+
+@jit
+def walk_32(g, lin, write, user, fetch, err):
+    """32-bit paging (SDM Vol. 3, 4.3)."""
     cpu = g.cpu
-    write = access == ACCESS_WRITE
     pde_addr = (cpu[CR3] & 0xFFFFF000) + ((lin >> 22) << 2)
     pde = phys_read(g, pde_addr, 4)
-    err = (2 if write else 0) | (4 if user else 0)
     if not pde & PTE_P:
-        cpu[CR2] = lin
-        raise_fault(cpu, VEC_PF, err)
-        return -1
+        return page_fault(cpu, lin, err)
+    pge = (cpu[CR4] & CR4_PGE) != 0
     if (pde & PTE_PS) and (cpu[CR4] & CR4_PSE):
-        if not access_allowed(cpu, pde, write, user, lin, err):
+        if pde & PSE_RESERVED:
+            return page_fault(cpu, lin, err | PF_P | PF_RSVD)
+        if not access_allowed(cpu, pde, write, user, False, False, lin, err):
             return -1
-        newpde = pde | PTE_A | (PTE_D if write else 0)
-        if newpde != pde:
-            phys_write(g, pde_addr, 4, newpde)
-        return ((pde & 0xFFC00000) | (lin & 0x3FFFFF)) & cpu[A20_MASK]
+        set_accessed_dirty(g, pde_addr, pde, write)
+        pa = ((pde & 0xFFC00000) | (lin & 0x3FFFFF)) & cpu[A20_MASK]
+        tlb_fill(g, lin, pa, pde, write or (pde & PTE_D) != 0, pge and (pde & PTE_G) != 0, False)
+        return pa
     pte_addr = (pde & 0xFFFFF000) + (((lin >> 12) & 0x3FF) << 2)
     pte = phys_read(g, pte_addr, 4)
     if not pte & PTE_P:
-        cpu[CR2] = lin
-        raise_fault(cpu, VEC_PF, err)
+        return page_fault(cpu, lin, err)
+    if not access_allowed(cpu, pde & pte, write, user, False, False, lin, err):
         return -1
-    if not access_allowed(cpu, pde & pte, write, user, lin, err):
+    set_accessed_dirty(g, pde_addr, pde, False)
+    set_accessed_dirty(g, pte_addr, pte, write)
+    pa = ((pte & 0xFFFFF000) | (lin & PAGE_MASK)) & cpu[A20_MASK]
+    tlb_fill(g, lin, pa, pde & pte, write or (pte & PTE_D) != 0, pge and (pte & PTE_G) != 0, False)
+    return pa
+
+
+@jit
+def walk_pae(g, lin, write, user, fetch, err):
+    """PAE paging (SDM Vol. 3, 4.4): PDPTE, PDE (2 MiB pages), PTE, 64-bit
+    entries, XD in bit 63 when EFER.NXE.  The PDPTEs are read at walk
+    time rather than cached at MOV CR3."""
+    cpu = g.cpu
+    nxe = (cpu[EFER] & EFER_NXE) != 0
+    reserved = PAE_RESERVED if nxe else (PAE_RESERVED | PTE_NX)
+    pdpte = phys_read(g, (cpu[CR3] & 0xFFFFFFE0) + ((lin >> 30) << 3), 8)
+    if not pdpte & PTE_P:
+        return page_fault(cpu, lin, err)
+    if pdpte & (PDPTE_RESERVED | PAE_RESERVED | PTE_NX):
+        return page_fault(cpu, lin, err | PF_P | PF_RSVD)
+    pde_addr = (pdpte & PAE_ADDR) + (((lin >> 21) & 0x1FF) << 3)
+    pde = phys_read(g, pde_addr, 8)
+    if not pde & PTE_P:
+        return page_fault(cpu, lin, err)
+    if pde & reserved:
+        return page_fault(cpu, lin, err | PF_P | PF_RSVD)
+    pge = (cpu[CR4] & CR4_PGE) != 0
+    if pde & PTE_PS:
+        if pde & PAE_LARGE_RESERVED:
+            return page_fault(cpu, lin, err | PF_P | PF_RSVD)
+        nx = nxe and (pde & PTE_NX) != 0
+        if not access_allowed(cpu, pde, write, user, fetch, nx, lin, err):
+            return -1
+        set_accessed_dirty(g, pde_addr, pde, write)
+        pa = ((pde & 0xFFFE00000) | (lin & 0x1FFFFF)) & cpu[A20_MASK]
+        tlb_fill(g, lin, pa, pde, write or (pde & PTE_D) != 0, pge and (pde & PTE_G) != 0, nx)
+        return pa
+    pte_addr = (pde & PAE_ADDR) + (((lin >> 12) & 0x1FF) << 3)
+    pte = phys_read(g, pte_addr, 8)
+    if not pte & PTE_P:
+        return page_fault(cpu, lin, err)
+    if pte & reserved:
+        return page_fault(cpu, lin, err | PF_P | PF_RSVD)
+    nx = nxe and ((pde | pte) & PTE_NX) != 0
+    if not access_allowed(cpu, pde & pte, write, user, fetch, nx, lin, err):
         return -1
-    if not pde & PTE_A:
-        phys_write(g, pde_addr, 4, pde | PTE_A)
-    newpte = pte | PTE_A | (PTE_D if write else 0)
-    if newpte != pte:
-        phys_write(g, pte_addr, 4, newpte)
-    return ((pte & 0xFFFFF000) | (lin & PAGE_MASK)) & cpu[A20_MASK]
+    set_accessed_dirty(g, pde_addr, pde, False)
+    set_accessed_dirty(g, pte_addr, pte, write)
+    pa = ((pte & PAE_ADDR) | (lin & PAGE_MASK)) & cpu[A20_MASK]
+    tlb_fill(g, lin, pa, pde & pte, write or (pte & PTE_D) != 0, pge and (pte & PTE_G) != 0, nx)
+    return pa
+
+
+@jit
+def page_walk(g, lin, access, user):
+    """Translate a linear address through the page tables; returns the
+    physical address, or -1 with #PF raised (CR2 = lin).  Sets accessed and
+    dirty bits as hardware does and fills the TLB."""
+    cpu = g.cpu
+    write = access == ACCESS_WRITE
+    fetch = access == ACCESS_EXEC
+    pae = (cpu[CR4] & CR4_PAE) != 0
+    err = (PF_W if write else 0) | (PF_U if user else 0)
+    if fetch and pae and (cpu[EFER] & EFER_NXE):
+        err |= PF_I
+    if pae:
+        return walk_pae(g, lin, write, user, fetch, err)
+    return walk_32(g, lin, write, user, fetch, err)
 
 
 @jit
 def translate(g, lin, access, user):
     cpu = g.cpu
-    if cpu[CR0] & CR0_PG:
-        return page_walk(g, lin & 0xFFFFFFFF, access, user)
-    return lin & cpu[A20_MASK]
+    if not cpu[CR0] & CR0_PG:
+        return lin & cpu[A20_MASK]
+    lin &= 0xFFFFFFFF
+    tlb = g.tlb
+    vpn = lin >> PAGE_SHIFT
+    i = vpn & (tlb.shape[0] - 1)
+    if tlb[i, TLB_TAG] == vpn + 1:
+        e = tlb[i, TLB_VALUE]
+        ok = not (user and not (e & T_USER))
+        if access == ACCESS_WRITE:
+            # a write through a clean entry walks again to set D
+            ok = ok and (e & T_DIRTY) != 0 and ((e & T_WRITE) != 0 or (not user and not cpu[CR0] & CR0_WP))
+        elif access == ACCESS_EXEC:
+            ok = ok and not (e & T_NX)
+        if ok:
+            return (e & ~PAGE_MASK) | (lin & PAGE_MASK)
+    return page_walk(g, lin, access, user)
 
 
 @jit

@@ -11,6 +11,7 @@ from emu.core.segments import (protected_mode, read_descriptor, desc_base, desc_
 from emu.core.stackops import stack_mask, set_sp
 from emu.core.faults import software_interrupt, stack_push_raw, EVENT_SOFTWARE, EVENT_TRAP
 from emu.core.layout import NMI_BLOCKED
+from emu.core.tasks import switch_task, TS_JMP, TS_CALL, TS_IRET
 from emu.core.layout import (FAULT, NEXT_EIP, INSN_EIP, EIP, ECX, ESP, CS, SS, CPL, EFLAGS, EA,
                              D_IMM, D_IMM2, D_OPCODE, D_OSIZE, D_ASIZE, D_SEG, D_REG, D_K0,
                              K_FARPTR, SEG_SLOTS, SEG_STRIDE, SEG_SEL, SEG_BASE, SEG_LIMIT,
@@ -276,8 +277,18 @@ def far_transfer(g, sel, offset, osize, is_call):
         cpu[NEXT_EIP] = offset
         return
     gtype = attr & 0x1F
+    if gtype == 0x01 or gtype == 0x09 or gtype == 0x05:
+        # a TSS or a task gate: hardware task switch (SDM Vol. 3, 7.3)
+        if ((attr >> 5) & 3) < cpl or ((attr >> 5) & 3) < (sel & 3):
+            raise_fault(cpu, VEC_GP, sel & 0xFFFC)
+            return
+        if not attr & 0x80:
+            raise_fault(cpu, VEC_NP, sel & 0xFFFC)
+            return
+        tss = sel if gtype != 0x05 else (lo >> 16) & 0xFFFF
+        switch_task(g, tss, TS_CALL if is_call else TS_JMP, 0, -1, ret_eip)
+        return
     if gtype != 0x04 and gtype != 0x0C:
-        # task gates and TSS descriptors need hardware task switching (the MMU/interrupt issue)
         raise_fault(cpu, VEC_GP, sel & 0xFFFC)
         return
     # call gate (SDM Vol. 3, 5.8.4)
@@ -499,6 +510,14 @@ def iret_flags(cpu, new_flags, size, cpl):
 def iret(g, d):
     cpu = g.cpu
     size = d[D_OSIZE]
+    if protected_mode(cpu) and get_eflags(cpu) & FLAG_NT:
+        # return from a nested task to the one in the back link (SDM Vol. 3, 7.3)
+        cpu[NMI_BLOCKED] = 0
+        trs = SEG_SLOTS + TR * SEG_STRIDE
+        link = read_linear(g, cpu[trs + SEG_BASE], 2, ACCESS_READ, False)
+        if cpu[FAULT] < 0:
+            switch_task(g, link, TS_IRET, 0, -1, cpu[NEXT_EIP])
+        return
     mask = stack_mask(cpu)
     sp = cpu[ESP]
     new_eip = read_mem(g, SS, sp & mask, size)
@@ -525,10 +544,6 @@ def iret(g, d):
             cpu[EFLAGS] = (cpu[EFLAGS] & ~FLAG_IOPL) | keep | FLAG_VM
         else:
             iret_flags(cpu, new_flags, size, 0)
-        return
-    if get_eflags(cpu) & FLAG_NT:
-        # return from a nested task: needs hardware task switching (the MMU/interrupt issue)
-        raise_fault(cpu, VEC_GP, cpu[SEG_SLOTS + TR * SEG_STRIDE + SEG_SEL] & 0xFFFC)
         return
     if size == 4 and (new_flags & FLAG_VM) and cpu[CPL] == 0:
         # return to virtual-8086 mode is not supported yet

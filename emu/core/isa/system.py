@@ -8,6 +8,8 @@ from emu.core.operands import read_operand, write_operand, set_reg
 from emu.core.isa.segment import write_selector
 from emu.core.segments import (protected_mode, read_descriptor, desc_base, desc_limit, desc_attr,
                                set_segment_cache, descriptor_address)
+from emu.core.memory import tlb_flush, tlb_flush_page
+from emu.core.layout import EFER, EFER_NXE, CR4_PAE, CR4_PGE, CR4_PSE, CR0_WP, SEG_BASE
 from emu.core.layout import (FAULT, EA, EAX, EBX, ECX, EDX, ESP, EIP, NEXT_EIP, CPL, EFLAGS, HALTED,
                              EXIT_REASON, EXIT_HALT, CR0, CR2, CR3, CR4, DR0, GDTR_BASE, GDTR_LIMIT,
                              IDTR_BASE, IDTR_LIMIT, ICOUNT, TSC_OFFSET, SYSENTER_CS_MSR,
@@ -26,8 +28,12 @@ FEATURE_MSR = 1 << 5                   # RDMSR/WRMSR
 FEATURE_CX8 = 1 << 8                   # CMPXCHG8B
 FEATURE_SEP = 1 << 11                  # SYSENTER/SYSEXIT
 FEATURE_CMOV = 1 << 15                 # CMOVcc
-CPUID_FEATURES = (FEATURE_PSE | FEATURE_TSC | FEATURE_MSR | FEATURE_CX8
-                  | FEATURE_SEP | FEATURE_CMOV)
+FEATURE_PAE = 1 << 6                   # PAE paging
+FEATURE_PGE = 1 << 13                  # global pages
+EXT_FEATURE_NX = 1 << 20               # CPUID 80000001H EDX: execute-disable (EFER.NXE)
+CPUID_FEATURES = (FEATURE_PSE | FEATURE_TSC | FEATURE_MSR | FEATURE_PAE | FEATURE_CX8
+                  | FEATURE_SEP | FEATURE_PGE | FEATURE_CMOV)
+MSR_EFER = 0xC0000080
 VENDOR_EBX, VENDOR_EDX, VENDOR_ECX = 0x756E6547, 0x49656E69, 0x6C65746E   # "GenuineIntel"
 
 MSR_TSC = 0x10
@@ -36,7 +42,7 @@ MSR_SYSENTER_ESP = 0x175
 MSR_SYSENTER_EIP = 0x176
 
 CR0_WRITABLE = 0xE005003F             # PG CD NW AM WP NE ET TS EM MP PE
-CR4_WRITABLE = 0x14                   # TSD PSE: the CR4 features CPUID reports (VME, PVI, DE are #GP)
+CR4_WRITABLE = 0xB4                   # TSD PSE PAE PGE: the CR4 features CPUID reports (VME, PVI, DE are #GP)
 
 
 @jit
@@ -257,8 +263,12 @@ def wbinvd(g, d):
 
 @jit
 def invlpg(g, d):
-    """No TLB yet (page walks are not cached): only the privilege check."""
-    privileged(g.cpu)
+    """INVLPG m: drop the TLB entry of the page holding m (global or not)."""
+    cpu = g.cpu
+    if not privileged(cpu):
+        return
+    lin = cpu[SEG_SLOTS + d[D_SEG] * SEG_STRIDE + SEG_BASE] + cpu[EA]
+    tlb_flush_page(g, lin)
 
 
 # --- control and debug registers ----------------------------------------------------------
@@ -300,15 +310,21 @@ def mov_to_cr(g, d):
                 or ((v & CR0_NW) and not (v & CR0_CD)):
             raise_fault(cpu, VEC_GP, 0)
             return
+        if (v ^ cpu[CR0]) & (CR0_PG | CR0_PE | CR0_WP):
+            tlb_flush(g, False)          # a paging-mode change (SDM Vol. 3, 4.10.4.1)
         cpu[CR0] = v | CR0_ET
     elif n == 2:
         cpu[CR2] = v
     elif n == 3:
-        cpu[CR3] = v & 0xFFFFF018
+        # bits 5-11 are reserved without PAE, where they are part of the PDPT address
+        cpu[CR3] = v & 0xFFFFFFF8
+        tlb_flush(g, (cpu[CR4] & CR4_PGE) != 0)
     else:
         if v & ~CR4_WRITABLE:
             raise_fault(cpu, VEC_GP, 0)
             return
+        if (v ^ cpu[CR4]) & (CR4_PSE | CR4_PAE | CR4_PGE):
+            tlb_flush(g, False)
         cpu[CR4] = v
 
 
@@ -363,7 +379,9 @@ def cpuid(g, d):
         a = CPUID_SIGNATURE
         dd = CPUID_FEATURES
     elif leaf == 0x80000000:
-        a = 0x80000000            # no extended leaves
+        a = 0x80000001            # the highest extended leaf
+    elif leaf == 0x80000001:
+        dd = EXT_FEATURE_NX
     cpu[EAX] = a
     cpu[EBX] = b
     cpu[ECX] = c
@@ -398,6 +416,8 @@ def rdmsr(g, d):
         v = cpu[SYSENTER_ESP_MSR]
     elif n == MSR_SYSENTER_EIP:
         v = cpu[SYSENTER_EIP_MSR]
+    elif n == MSR_EFER:
+        v = cpu[EFER]
     else:
         raise_fault(cpu, VEC_GP, 0)
         return
@@ -420,7 +440,14 @@ def wrmsr(g, d):
         cpu[SYSENTER_ESP_MSR] = v & 0xFFFFFFFF
     elif n == MSR_SYSENTER_EIP:
         cpu[SYSENTER_EIP_MSR] = v & 0xFFFFFFFF
-    else:
+    elif n == MSR_EFER:
+        # only NXE exists here: SCE (SYSCALL) and LME (long mode) are not offered
+        if v & ~EFER_NXE:
+            raise_fault(cpu, VEC_GP, 0)
+            return
+        if (v ^ cpu[EFER]) & EFER_NXE:
+            tlb_flush(g, False)
+        cpu[EFER] = v
         raise_fault(cpu, VEC_GP, 0)
 
 
