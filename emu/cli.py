@@ -1,33 +1,191 @@
-"""The ``emu`` command line."""
+"""The ``emu`` command line.
+
+    emu demo                                   boot the bundled demo guest
+    emu run IMAGE                              a flat real-mode image at 0000:7C00
+    emu run --kernel kernel.elf [options]      a Multiboot (v1) ELF32 kernel, as
+                                               qemu-system-i386 -kernel does
+
+Exit status: what the guest wrote to the debug-exit port (0xF4) as
+(value << 1) | 1, like QEMU's isa-debug-exit; 0 when the guest halts for
+good, shuts down (triple fault) or resets; 124 when --max-instructions ran
+out; 2 for bad input (a missing or malformed image, a bad option).
+"""
 import argparse
+import os
 import pathlib
+import re
+import select
+import socket
 import sys
 import time
 
 DEMO_IMAGE = pathlib.Path(__file__).resolve().parent.parent / "firmware" / "demo" / "hello.bin"
 DEBUG_CONSOLE_PORT = 0xE9      # Bochs/QEMU-style debug console: OUT writes a character
 BOOT_ADDRESS = 0x7C00
+CHUNK = 1_000_000              # instructions between looks at host input
+EXIT_BUDGET = 124
+
+
+class UsageError(Exception):
+    pass
+
+
+# --- serial back ends ------------------------------------------------------------------
+
+class Serial:
+    """Where COM1 goes: ``write`` takes guest output, ``poll`` returns host
+    input waiting now (b"" if none, None once the input has ended)."""
+
+    def write(self, data):
+        pass
+
+    def poll(self):
+        return None
+
+    def wait(self, timeout):
+        """Block until input may be waiting (or timeout); False if input ended."""
+        return False
+
+    def close(self):
+        pass
+
+
+class StreamSerial(Serial):
+    """Output to a binary stream; input from a file descriptor (stdin)."""
+
+    def __init__(self, out, in_fd=None):
+        self.out = out
+        self.in_fd = in_fd
+        self._saved_tty = None
+        if in_fd is not None and os.isatty(in_fd):
+            import termios
+            import tty
+            self._saved_tty = termios.tcgetattr(in_fd)
+            tty.setcbreak(in_fd)
+
+    def write(self, data):
+        self.out.write(data)
+        self.out.flush()
+
+    def _readable(self, timeout):
+        try:
+            r, _, _ = select.select([self.in_fd], [], [], timeout)
+        except (OSError, ValueError):
+            self.in_fd = None
+            return False
+        return bool(r)
+
+    def poll(self):
+        if self.in_fd is None:
+            return None
+        if not self._readable(0):
+            return b""
+        data = os.read(self.in_fd, 4096)
+        if not data:
+            self.in_fd = None
+            return None
+        return data
+
+    def wait(self, timeout):
+        if self.in_fd is None:
+            return False
+        self._readable(timeout)
+        return self.in_fd is not None
+
+    def close(self):
+        if self._saved_tty is not None:
+            import termios
+            termios.tcsetattr(self.in_fd, termios.TCSADRAIN, self._saved_tty)
+
+
+class TcpSerial(Serial):
+    """COM1 over a TCP connection to HOST:PORT (we connect as the client)."""
+
+    def __init__(self, host, port):
+        try:
+            self.sock = socket.create_connection((host, port), timeout=10)
+        except OSError as e:
+            raise UsageError(f"--serial tcp:{host}:{port}: cannot connect ({e})")
+        self.sock.setblocking(False)
+        self.open = True
+
+    def write(self, data):
+        self.sock.setblocking(True)
+        try:
+            self.sock.sendall(data)
+        except OSError:
+            pass
+        self.sock.setblocking(False)
+
+    def poll(self):
+        if not self.open:
+            return None
+        try:
+            data = self.sock.recv(4096)
+        except BlockingIOError:
+            return b""
+        except OSError:
+            data = b""
+        if not data:
+            self.open = False
+            return None
+        return data
+
+    def wait(self, timeout):
+        if self.open:
+            select.select([self.sock], [], [], timeout)
+        return self.open
+
+    def close(self):
+        self.sock.close()
+
+
+def open_serial(spec, stdout):
+    if spec == "stdio":
+        try:
+            fd = sys.stdin.fileno()
+        except (AttributeError, ValueError, OSError):
+            fd = None
+        return StreamSerial(stdout, fd)
+    if spec == "none":
+        return Serial()
+    if spec.startswith("file:"):
+        path = spec[5:]
+        try:
+            return StreamSerial(open(path, "wb"))
+        except OSError as e:
+            raise UsageError(f"--serial {spec}: cannot open {path} for writing ({e.strerror})")
+    if spec.startswith("tcp:"):
+        m = re.fullmatch(r"tcp:(.*):(\d+)", spec)
+        if not m:
+            raise UsageError(f"--serial {spec}: expected tcp:HOST:PORT")
+        return TcpSerial(m.group(1) or "127.0.0.1", int(m.group(2)))
+    raise UsageError(f"--serial {spec}: expected stdio, none, file:PATH or tcp:HOST:PORT")
 
 
 class ConsolePort:
-    """Port 0xE9: bytes the guest writes go to the host's stdout."""
+    """Port 0xE9: bytes the guest writes go where the serial console goes."""
 
-    def __init__(self, stream):
-        self.stream = stream
-        self.written = bytearray()
+    def __init__(self, sink):
+        self.sink = sink
 
     def write(self, port, size, value):
-        data = value.to_bytes(size, "little")
-        self.written += data
-        self.stream.write(data.decode("latin-1"))
-        self.stream.flush()
+        self.sink(value.to_bytes(size, "little"))
 
     def read(self, port, size):
         return 0xE9 if size == 1 else (1 << (8 * size)) - 1
 
 
-class UsageError(Exception):
-    pass
+# --- images ---------------------------------------------------------------------------------
+
+def parse_memory(text):
+    """'64M', '1G', '65536K', '64' (MiB) -> bytes."""
+    m = re.fullmatch(r"\s*(\d+)\s*([KkMmGg]?)[iI]?[bB]?\s*", str(text))
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a memory size (examples: 64M, 1G, 512K)")
+    n = int(m.group(1))
+    unit = {"": 1 << 20, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2).lower()]
+    return n * unit
 
 
 def load_boot_image(path):
@@ -40,11 +198,11 @@ def load_boot_image(path):
         raise UsageError(f"{p}: the file is empty (expected a flat real-mode image, e.g. a boot sector)")
     if len(data) > 0x10000:
         raise UsageError(f"{p}: {len(data)} bytes is too big for a flat real-mode image at 0000:7C00 "
-                         f"(at most 64 KiB); disk images and kernels come with the firmware work")
+                         f"(at most 64 KiB); for a kernel use --kernel")
     return data
 
 
-def boot_flat(data, memory_size, max_instructions, stream):
+def flat_machine(data, memory_size):
     from emu import Machine
     m = Machine(memory_size=memory_size)
     m.memory.write(BOOT_ADDRESS, data)
@@ -53,21 +211,104 @@ def boot_flat(data, memory_size, max_instructions, stream):
     m.cpu.ds = m.cpu.es = m.cpu.ss = 0
     m.cpu.sp = BOOT_ADDRESS
     m.cpu.dl = 0x80
-    console = ConsolePort(stream)
-    m.port_handlers[DEBUG_CONSOLE_PORT] = console
-    exit_ = m.run(max_instructions=max_instructions)
-    return m, exit_
+    return m
+
+
+def kernel_machine(args, memory_size):
+    from emu import Machine
+    from emu.loaders import ImageError, qemu_style_cmdline
+    # module strings and the command line as qemu-system-i386 -kernel passes them
+    modules = [(path, path) for path in (args.module or [])]
+    try:
+        return Machine.from_multiboot(args.kernel, memory_size=memory_size,
+                                      cmdline=qemu_style_cmdline(args.kernel, args.append or ""),
+                                      modules=modules)
+    except ImageError as e:
+        raise UsageError(str(e))
+
+
+# --- running -----------------------------------------------------------------------------------
+
+def run_guest(m, serial, max_instructions):
+    """Run until the guest ends, feeding host input to COM1 between chunks."""
+    left = max_instructions
+    while True:
+        chunk = CHUNK if left is None else min(CHUNK, left)
+        e = m.run(max_instructions=chunk)
+        data = serial.poll()
+        if data:
+            m.com1.send(data)
+        if left is not None:
+            left -= e.instructions
+        if e.kind == "budget":
+            if left is not None and left <= 0:
+                return e
+            continue
+        if e.kind == "halt" and m.cpu.eflags & (1 << 9):
+            # waiting for an interrupt that only host input can bring
+            if m.com1.input_waiting:
+                continue
+            if serial.wait(0.5):
+                continue
+        return e
+
+
+def report(e, seconds, instructions):
+    mips = instructions / seconds / 1e6 if seconds > 0 else 0.0
+    what = {"halt": "halted", "shutdown": "shut down (triple fault)", "reset": "reset the machine",
+            "debug_exit": f"wrote the debug-exit port (status {e.status})",
+            "budget": "ran out of --max-instructions", "exception": f"stopped on exception {e.vector}",
+            "breakpoint": "stopped at a breakpoint", "io": "stopped on an unserved port"}.get(e.kind, e.kind)
+    print(f"\n[visor86] guest {what} after {instructions} instructions "
+          f"({seconds:.2f} s, {mips:.1f} MIPS)", file=sys.stderr)
+
+
+def exit_status(e):
+    if e.kind == "debug_exit":
+        return e.status & 0xFF
+    if e.kind == "budget":
+        return EXIT_BUDGET
+    if e.kind == "exception":
+        return 1
+    return 0
 
 
 def cmd_run(args, stream=None):
-    stream = stream or sys.stdout
-    data = load_boot_image(args.image)
+    out = stream if stream is not None else sys.stdout
+    binary_out = getattr(out, "buffer", None)
+    if binary_out is None:
+        class TextBridge:
+            def write(self, data):
+                out.write(data.decode("latin-1"))
+
+            def flush(self):
+                out.flush()
+        binary_out = TextBridge()
+    if args.kernel and args.image:
+        raise UsageError("give either an IMAGE or --kernel, not both")
+    if not args.kernel and not args.image:
+        raise UsageError("nothing to run: give an IMAGE or --kernel FILE")
+    if not args.kernel and (args.append or args.module):
+        raise UsageError("--append, --initrd and --module go with --kernel")
+    memory_size = args.memory
+    if args.kernel:
+        m = kernel_machine(args, memory_size)
+    else:
+        m = flat_machine(load_boot_image(args.image), memory_size)
+    serial = open_serial(args.serial, binary_out)
+    m.com1.sink = serial.write
+    m.port_handlers[DEBUG_CONSOLE_PORT] = ConsolePort(serial.write)
     t = time.perf_counter()
-    m, exit_ = boot_flat(data, args.memory << 20, args.max_instructions, stream)
-    dt = time.perf_counter() - t
-    print(f"\n[visor86] {exit_.kind} after {exit_.instructions} instructions ({dt:.2f} s)"
-          + (f", vector {exit_.vector}" if exit_.vector is not None else ""), file=sys.stderr)
-    return 0 if exit_.kind in ("halt", "budget") else 1
+    start = m.instructions_retired
+    try:
+        e = run_guest(m, serial, args.max_instructions)
+    except KeyboardInterrupt:
+        print("\n[visor86] interrupted", file=sys.stderr)
+        return 130
+    finally:
+        serial.close()
+    report(e, time.perf_counter() - t, m.instructions_retired - start)
+    return exit_status(e)
 
 
 def cmd_demo(args, stream=None):
@@ -76,21 +317,38 @@ def cmd_demo(args, stream=None):
     print("[visor86] booting the demo guest (the first run compiles the CPU core; later runs start "
           "from the cache)", file=sys.stderr)
     args.image = str(DEMO_IMAGE)
+    args.kernel = None
+    args.append = None
+    args.module = None
+    args.serial = "stdio"
     return cmd_run(args, stream)
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="emu", description="visor86: an x86 software hypervisor")
+    p = argparse.ArgumentParser(prog="emu", description="visor86: an x86 software hypervisor",
+                                epilog="exit status: the guest's debug-exit status ((value << 1) | 1 "
+                                       "written to port 0xF4), 0 when it halts, shuts down or resets, "
+                                       "124 when --max-instructions runs out, 2 for bad input")
     from emu import __version__
     p.add_argument("--version", action="version", version=f"visor86 {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser("demo", help="boot the bundled demo guest")
-    run = sub.add_parser("run", help="boot a flat real-mode image (loaded at 0000:7C00)")
-    run.add_argument("image", help="path of the image")
+    run = sub.add_parser("run", help="boot a flat real-mode image (at 0000:7C00) or a multiboot kernel",
+                         description="Boot a flat real-mode image loaded at 0000:7C00, or with --kernel a "
+                                     "Multiboot v1 ELF32 kernel as qemu-system-i386 -kernel does. COM1 is "
+                                     "the console; port 0xF4 ends the run with an exit status.")
+    run.add_argument("image", nargs="?", help="a flat real-mode image (e.g. a boot sector)")
+    run.add_argument("--kernel", metavar="FILE", help="a Multiboot (v1) ELF32 kernel")
+    run.add_argument("--append", metavar="CMDLINE", help="the kernel command line")
+    run.add_argument("--initrd", "--module", dest="module", action="append", metavar="FILE",
+                     help="a multiboot module (repeat for several)")
+    run.add_argument("--serial", default="stdio", metavar="stdio|none|file:PATH|tcp:HOST:PORT",
+                     help="where COM1 goes (default stdio; input comes from stdin)")
     for s in (demo, run):
-        s.add_argument("--memory", type=int, default=16, metavar="MiB", help="guest RAM in MiB (default 16)")
-        s.add_argument("--max-instructions", type=int, default=100_000_000, metavar="N",
-                       help="stop after N instructions (default 100000000)")
+        s.add_argument("--memory", type=parse_memory, default=None, metavar="SIZE",
+                       help="guest RAM, e.g. 64M or 1G (default 16M; 64M with --kernel)")
+        s.add_argument("--max-instructions", type=int, default=None, metavar="N",
+                       help="stop after N instructions (default: no limit)")
     demo.set_defaults(func=cmd_demo)
     run.set_defaults(func=cmd_run)
     return p
@@ -101,6 +359,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
+        return 2
+    if args.memory is None:
+        args.memory = (64 << 20) if getattr(args, "kernel", None) else (16 << 20)
+    if args.max_instructions is not None and args.max_instructions < 0:
+        print("emu: --max-instructions must not be negative", file=sys.stderr)
         return 2
     try:
         return args.func(args)

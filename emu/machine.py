@@ -155,6 +155,33 @@ class Machine:
         m._invalidate_decoded()
         return m
 
+    @classmethod
+    def from_multiboot(cls, kernel, memory_size=64 << 20, *, cmdline="", modules=(), **options):
+        """A machine with a Multiboot (v1) ELF32 kernel loaded as a Multiboot
+        boot loader leaves it (Multiboot spec 3.2): 32-bit protected mode,
+        flat CS/DS/ES/FS/GS/SS, paging off, IF = 0, A20 on, EAX = 0x2BADB002,
+        EBX = the multiboot information structure.  ``modules`` holds
+        (path, string) pairs.  A bad kernel raises emu.loaders.ImageError,
+        naming the problem; nothing is loaded then."""
+        from emu.loaders import plan_multiboot
+        plan = plan_multiboot(kernel, memory_size, cmdline=cmdline, modules=modules)
+        m = cls.flat32(memory_size, deliver_exceptions=True, **options)
+        for address, data in plan.chunks:
+            m.memory.write(address, data)
+        c = m._state.cpu
+        c[L.EAX] = plan.eax
+        c[L.EBX] = plan.ebx
+        c[L.EIP] = plan.entry
+        c[L.ESP] = 0
+        c[L.EFLAGS] = L.FLAG_RESERVED1
+        m.multiboot = plan
+        return m
+
+    @property
+    def instructions_retired(self):
+        """Instructions retired since power-on."""
+        return int(self._state.cpu[L.ICOUNT])
+
     def reset(self):
         """Power-on reset (SDM Vol. 3, 9.1.1, table 9-1): real mode,
         CS = F000 with base FFFF0000, EIP = FFF0, EDX = processor signature."""

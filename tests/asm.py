@@ -1,15 +1,13 @@
 """Assemble test guests with nasm (installed by .ci/run)."""
-import shutil
 import subprocess
 import tempfile
 import pathlib
 
-import pytest
+from tests.peers import require
 
 
 def assemble(source, fmt="bin"):
-    if shutil.which("nasm") is None:
-        pytest.skip("nasm is not installed (apt-get install nasm)")
+    require("nasm")
     with tempfile.TemporaryDirectory() as d:
         src = pathlib.Path(d) / "guest.asm"
         out = pathlib.Path(d) / "guest.bin"

@@ -8,10 +8,11 @@ when nasm (or ld, make) is not.
 """
 import json
 import pathlib
-import shutil
 import subprocess
 
 import pytest
+
+from tests.peers import needs, require
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 KERNELS = ROOT / "firmware" / "kernels"
@@ -19,7 +20,7 @@ MANIFEST = json.loads((KERNELS / "kernels.json").read_text())
 QEMU = "qemu-system-i386"
 TIMEOUT = 30  # seconds; every kernel finishes in well under one
 
-needs_qemu = pytest.mark.skipif(shutil.which(QEMU) is None, reason=f"{QEMU} is not installed")
+needs_qemu = needs(QEMU)
 
 
 def qemu_command(kernel_path, extra_args=()):
@@ -79,11 +80,8 @@ def test_kernel_output_and_status_under_qemu(name):
         f"{name}: QEMU exit status {status}, expected {MANIFEST[name]['status']}")
 
 
-@pytest.mark.skipif(shutil.which("nasm") is None, reason="nasm is not installed")
 def test_committed_kernels_are_what_the_makefile_builds(tmp_path):
-    for tool in ("make", "ld"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed")
+    require("nasm", "make", "ld")
     subprocess.run(["make", "-s", "-C", str(KERNELS), f"O={tmp_path}"], check=True)
     for name in sorted(MANIFEST):
         built = (tmp_path / f"{name}.elf").read_bytes()

@@ -448,6 +448,7 @@ def wrmsr(g, d):
         if (v ^ cpu[EFER]) & EFER_NXE:
             tlb_flush(g, False)
         cpu[EFER] = v
+    else:
         raise_fault(cpu, VEC_GP, 0)
 
 
