@@ -186,6 +186,8 @@ class Board:
         self.com2 = Uart(self, 1, "com2")
         self.pic = Pic(self)
         self.python_devices = {}
+        self.mmio_devices = {}
+        self.host_clock = False
 
     # --- wiring ---------------------------------------------------------------------
 
@@ -203,6 +205,39 @@ class Board:
         for p in ports:
             self.python_devices[p] = device
             self.ports[p] = D.CHIP_PYTHON
+
+    def attach_mmio(self, device, first, size):
+        """Wire a device written in Python to the physical range [first,
+        first + size), which must lie outside RAM: ``device.read(address,
+        size)`` and ``device.write(address, size, value)`` are called through
+        an exit from the run loop, and the instruction then completes."""
+        ram = self._machine.memory_size
+        end = first + size
+        if size <= 0 or first < 0 or end > 1 << 32:
+            raise ValueError(f"MMIO range {first:#x}+{size:#x} is not inside the 4 GiB physical space")
+        if first < ram:
+            raise PortConflict(f"MMIO range {first:#x}-{end - 1:#x} overlaps RAM (0-{ram - 1:#x}): "
+                               f"MMIO devices live above RAM")
+        for (f, e), other in self.mmio_devices.items():
+            if first < e and f < end:
+                raise PortConflict(f"MMIO range {first:#x}-{end - 1:#x} overlaps {other!r} at {f:#x}-{e - 1:#x}")
+        if len(self.mmio_devices) >= D.MMIO_MAX:
+            raise ValueError(f"at most {D.MMIO_MAX} MMIO ranges per machine")
+        self.mmio_devices[(first, end)] = device
+        self._write_mmio_table()
+
+    def _write_mmio_table(self):
+        dev = self.dev
+        for i, (f, e) in enumerate(sorted(self.mmio_devices)):
+            dev[D.MMIO_TABLE + 2 * i] = f
+            dev[D.MMIO_TABLE + 2 * i + 1] = e
+        dev[D.MMIO_COUNT] = len(self.mmio_devices)
+
+    def mmio_device(self, address):
+        for (f, e), device in self.mmio_devices.items():
+            if f <= address < e:
+                return device
+        return None
 
     def detach(self, port):
         if port not in self.python_devices:
@@ -224,6 +259,9 @@ class Board:
         dev = self.dev
         dev[:] = 0
         dev[D.CLK_NS_PER_INSN] = self.ns_per_instruction
+        dev[D.CLK_HOST] = 1 if self.host_clock else 0
+        self._host_t0 = time.monotonic_ns()
+        self._write_mmio_table()
         dev[D.PORT92_VALUE] = 0x02           # A20 on, as the CPU reset leaves it
         pit8254.reset(dev)
         uart16550.reset(dev, 0)
@@ -267,6 +305,24 @@ class Board:
         self.com2.drain()
         self.com1.feed()
         self.com2.feed()
+
+    def follow_host_clock(self):
+        """Rebase device time on the host's monotonic clock (between run
+        slices); never backwards."""
+        dev = self.dev
+        now = time.monotonic_ns() - self._host_t0
+        if now > int(dev[D.LAST_NS]):
+            dev[D.CLK_BASE_NS] = now
+            dev[D.CLK_BASE_ICOUNT] = int(self._machine._state.cpu[self._machine._icount_slot])
+            dev[D.LAST_NS] = now
+            dev[D.DEADLINE_ICOUNT] = 0
+
+    def host_wait_ns(self):
+        """How long the host should sleep for the next device event (host clock)."""
+        t = int(self.dev[D.NEXT_EVENT_NS])
+        if t >= D.NEVER:
+            return None
+        return max(0, t - (time.monotonic_ns() - self._host_t0))
 
     @property
     def virtual_time_ns(self):

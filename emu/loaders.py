@@ -237,7 +237,8 @@ class _KernelRegion:
         return self.start + self.memory_size
 
     def describe(self):
-        return f"{self.label} at physical [{self.start:#x}, {self.end:#x}) ({self.memory_size:#x} bytes)"
+        return (f"{self.label} at physical [{self.start:#x}, {self.end:#x}) "
+                f"({self.memory_size:#x} bytes)")
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Machine: one guest — its state arrays, the run loop, step/run/snapshot."""
 from dataclasses import dataclass
+import time
 
 import numpy as np
 
@@ -8,6 +9,7 @@ from emu.cpu_view import CpuView
 from emu.memory_view import MemoryView
 
 MIN_MEMORY = 64 * 1024
+HOST_CLOCK_SLICE = 200_000     # instructions between rebases on the host clock
 MAX_MEMORY = 4 << 30
 PAGE = 4096
 
@@ -101,19 +103,28 @@ class Machine:
     Devices run on virtual time: ``ns_per_instruction`` nanoseconds per
     retired instruction (time jumps ahead while the CPU halts), so the same
     image and inputs give the same run.  ``rtc_epoch`` is the RTC's time at
-    the start, in seconds since 1970 (fixed by default).
+    the start, in seconds since 1970 (fixed by default).  ``clock="host"``
+    makes device time follow the host's clock instead (a halted CPU then
+    sleeps until the next timer event, and the RTC starts at the host's time).
     """
 
     _icount_slot = L.ICOUNT
 
     def __init__(self, memory_size=1 << 20, *, deliver_exceptions=True, ns_per_instruction=None,
-                 rtc_epoch=None):
+                 rtc_epoch=None, clock="virtual"):
         _check_memory_size(memory_size)
         from emu.core.layout import Guest
         from devices.board import Board, DEFAULT_NS_PER_INSTRUCTION, DEFAULT_RTC_EPOCH
         pages = memory_size // PAGE
+        if clock not in ("virtual", "host"):
+            raise ValueError(f"clock must be 'virtual' (deterministic) or 'host', not {clock!r}")
+        from devices.board import host_epoch
+        if rtc_epoch is None:
+            rtc_epoch = host_epoch() if clock == "host" else DEFAULT_RTC_EPOCH
+        self.memory_size = memory_size
         self.board = Board(self, ns_per_instruction=ns_per_instruction or DEFAULT_NS_PER_INSTRUCTION,
-                           rtc_epoch=DEFAULT_RTC_EPOCH if rtc_epoch is None else rtc_epoch)
+                           rtc_epoch=rtc_epoch)
+        self.board.host_clock = clock == "host"
         self._state = Guest(
             cpu=np.zeros(L.CPU_SLOTS, np.int64),
             mem=np.zeros(memory_size, np.uint8),
@@ -257,10 +268,14 @@ class Machine:
         start = int(c[L.ICOUNT])
         remaining = max_instructions
         first = True
+        host = self.board.host_clock
         while True:
             chunk = (1 << 62) if remaining is None else remaining
             if chunk == 0:
                 return Exit("budget", int(c[L.ICOUNT]) - start)
+            if host:
+                chunk = min(chunk, HOST_CLOCK_SLICE)
+                self.board.follow_host_clock()
             before = int(c[L.ICOUNT])
             reason = int(core_run(self._state, chunk, first))
             first = False
@@ -272,6 +287,15 @@ class Machine:
                 continue
             if reason == L.EXIT_SERIAL:
                 continue          # host input refilled by board.drain(); keep going
+            if reason == L.EXIT_MMIO:
+                self._serve_mmio()
+                continue
+            if host and reason == L.EXIT_HALT and c[L.EFLAGS] & L.FLAG_IF:
+                wait = self.board.host_wait_ns()
+                if wait is not None:
+                    # halted on the host clock: sleep until the next device event
+                    time.sleep(min(wait, 50_000_000) / 1e9)
+                    continue
             done = int(c[L.ICOUNT]) - start
             kind = L.EXIT_NAMES[reason]
             if reason == L.EXIT_EXCEPTION:
@@ -286,6 +310,22 @@ class Machine:
             if reason == L.EXIT_BUDGET and remaining not in (None, 0):
                 continue
             return Exit(kind, done)
+
+    def _serve_mmio(self):
+        """Serve an access to a Python device's MMIO range; the instruction
+        runs again and finds the result."""
+        c = self._state.cpu
+        address, size = int(c[L.MMIO_ADDR]), int(c[L.MMIO_SIZE])
+        device = self.board.mmio_device(address)
+        if int(c[L.MMIO_DIR]):
+            if device is not None:
+                device.write(address, size, int(c[L.MMIO_DATA]))
+            c[L.MMIO_WRITE_DONE] = address + 1
+        else:
+            value = device.read(address, size) if device is not None else (1 << (8 * size)) - 1
+            c[L.MMIO_READ_VALUE] = int(value) & ((1 << (8 * size)) - 1)
+            c[L.MMIO_READ_READY] = address + 1
+        c[L.MMIO_SERVED] = 1
 
     def _serve_io(self):
         """Serve a port access from Python: a registered handler, else the

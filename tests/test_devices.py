@@ -808,3 +808,76 @@ def test_python_device_cannot_claim_a_chip_port():
     with pytest.raises(ValueError, match="0x3f8 is already wired to com1"):
         m.port_handlers[0x3F8] = Dev()
     m.port_handlers[0x500] = Dev()
+
+
+# --- devices written in Python: MMIO ranges, and the host clock ------------------------
+
+class Registers:
+    """A Python MMIO device: a counter register and a scratch register."""
+
+    def __init__(self):
+        self.reads = []
+        self.writes = []
+        self.counter = 0
+        self.scratch = 0
+
+    def read(self, address, size):
+        self.reads.append((address, size))
+        if address == 0xFEC00000:
+            self.counter += 1
+            return self.counter
+        return self.scratch
+
+    def write(self, address, size, value):
+        self.writes.append((address, size, value))
+        self.scratch = value
+
+
+def test_python_mmio_device_sees_each_access_once():
+    """Loads, stores and a read-modify-write (ADD [m], imm) reach the Python
+    device exactly once each; the instruction completes with the served value."""
+    dev = Registers()
+    m = guest("""
+    mov eax, [0xFEC00000]
+    mov ebx, [0xFEC00000]
+    mov dword [0xFEC00004], 40
+    add dword [0xFEC00004], 2
+    mov ecx, [0xFEC00004]
+    hlt
+""")
+    m.board.attach_mmio(dev, 0xFEC00000, 0x1000)
+    e = m.run(max_instructions=100)
+    assert e.kind == "halt"
+    assert (m.cpu.eax, m.cpu.ebx, m.cpu.ecx) == (1, 2, 42)
+    assert dev.reads == [(0xFEC00000, 4), (0xFEC00000, 4), (0xFEC00004, 4), (0xFEC00004, 4)]
+    assert dev.writes == [(0xFEC00004, 4, 40), (0xFEC00004, 4, 42)]
+
+
+def test_mmio_ranges_must_not_overlap_ram_or_each_other():
+    m = Machine.flat32(memory_size=1 << 20)
+    with pytest.raises(ValueError, match="overlaps RAM"):
+        m.board.attach_mmio(Registers(), 0x80000, 0x1000)
+    m.board.attach_mmio(Registers(), 0xFEC00000, 0x1000)
+    with pytest.raises(ValueError, match="overlaps"):
+        m.board.attach_mmio(Registers(), 0xFEC00800, 0x1000)
+
+
+def test_host_clock_follows_wall_time():
+    """clock="host": device time is the host's, so 5 ticks of a 100 Hz PIT
+    take at least 40 ms of wall time (a halted CPU sleeps)."""
+    import time
+    m = guest(PIC_INIT + PIT_100HZ + """
+    mov al, 0xFE
+    out 0x21, al
+    sti
+.idle:
+    hlt
+    cmp dword [0x8000 + 0x20 * 4], 5
+    jb .idle
+    cli
+    hlt
+""", clock="host")
+    t = time.monotonic()
+    e = m.run(max_instructions=10_000_000)
+    assert e.kind == "halt" and count(m, 0x20) == 5
+    assert time.monotonic() - t >= 0.04

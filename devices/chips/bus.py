@@ -14,7 +14,7 @@ from devices.chips.layout import (CHIP_NONE, CHIP_PYTHON, CHIP_PIC_MASTER, CHIP_
                                   CHIP_PIT, CHIP_PORT61, CHIP_COM1, CHIP_COM2, CHIP_RTC, CHIP_KBC,
                                   CHIP_PORT92, CHIP_POST, CHIP_DEBUG_EXIT, CLK_BASE_NS,
                                   CLK_BASE_ICOUNT, CLK_NS_PER_INSN, DEADLINE_ICOUNT,
-                                  NEXT_EVENT_NS, LAST_NS, POST_CODE, PORT92_VALUE, NEVER,
+                                  NEXT_EVENT_NS, LAST_NS, CLK_HOST, POST_CODE, PORT92_VALUE, NEVER,
                                   KBC_BASE, KBC_OUTPUT_PORT, RTC_BASE, RTC_IRQ_LEVEL)
 from devices.chips import pic8259, pit8254, uart16550, rtc_cmos, kbc8042
 
@@ -104,6 +104,8 @@ def skip_to_next_event(g):
     """The CPU halts: let virtual time jump to the next device event.
     False when no event will ever come."""
     dev = g.dev
+    if dev[CLK_HOST]:
+        return False          # on the host clock, Python sleeps until the event instead
     now = now_ns(g)
     t = dev[NEXT_EVENT_NS]
     if t >= NEVER:

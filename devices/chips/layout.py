@@ -35,6 +35,10 @@ LAST_NS = 5            # virtual time at the last catch-up (time never goes back
 POST_CODE = 6
 PORT92_VALUE = 7
 RESET_REQUESTED = 8
+CLK_HOST = 9           # 1: time follows the host clock (Python rebases it); HLT does not skip ahead
+MMIO_COUNT = 10        # Python devices on physical address ranges outside RAM
+MMIO_TABLE = 104       # MMIO_MAX pairs (first, end) at MMIO_TABLE..
+MMIO_MAX = 8
 NEVER = 1 << 62
 
 # --- 8259A PICs: master at PIC_BASE, slave at PIC_BASE + PIC_STRIDE ----------

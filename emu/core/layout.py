@@ -87,6 +87,14 @@ IO_RETRY = 109      # a chip could not take a write now (full transmit ring): re
 EFER = 110          # MSR C000_0080: only NXE is implemented
 BP_FIRST = 112
 BP_MAX = 16
+# a Python device on a physical address range outside RAM (an MMIO exit):
+# the access that exits, and the results Python served for the retry
+MMIO_ADDR, MMIO_SIZE, MMIO_DIR, MMIO_DATA = 128, 129, 130, 131
+MMIO_READ_READY = 132   # physical address + 1 of a served read, 0 if none
+MMIO_READ_VALUE = 133
+MMIO_WRITE_DONE = 134   # physical address + 1 of a served write, 0 if none
+MMIO_SERVED = 135       # either of the two is set: cleared when the instruction retires
+VEC_MMIO_EXIT = 256     # FAULT value: abort the instruction, exit to Python, run it again
 SCRATCH = 136       # 32 slots for instructions that must read everything before committing
 CPU_SLOTS = 176
 
@@ -155,8 +163,9 @@ EXIT_BREAKPOINT = 6
 EXIT_DEBUG_EXIT = 7     # the guest wrote the debug-exit port; EXIT_ARG = exit status
 EXIT_RESET = 8          # the guest reset the machine (8042 pulse, port 0x92)
 EXIT_SERIAL = 9         # the serial transmit ring is full: Python drains it and continues
+EXIT_MMIO = 10          # an access to a Python device's MMIO range (MMIO_* slots)
 EXIT_NAMES = ("none", "budget", "halt", "exception", "shutdown", "io", "breakpoint", "debug_exit",
-              "reset", "serial")
+              "reset", "serial", "mmio")
 
 # --- decoded-instruction record (one row of the icache) ---------------------
 D_TAG = 0           # physical address of the first byte + 1; 0 if the entry is empty

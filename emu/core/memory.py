@@ -3,13 +3,18 @@
 Every guest-controlled address is checked against the RAM array's length
 before it is used as an index: physical addresses outside RAM read as all
 ones and ignore writes (an unassigned hole), so no guest can reach host
-memory.  Writes to a page that holds decoded instructions bump the page's
+memory — unless a device written in Python claimed the range (MMIO): then
+the access aborts the instruction with an MMIO exit, Python serves it, and
+the instruction runs again and finds the served value.  Writes to a page that holds decoded instructions bump the page's
 generation, which invalidates its icache entries (self-modifying code).
 """
 import numpy as np
 
 from emu.core.jit import jit
 from emu.core.exceptions import raise_fault
+from devices.chips.layout import MMIO_COUNT, MMIO_TABLE, MMIO_MAX
+from emu.core.layout import (MMIO_ADDR, MMIO_SIZE, MMIO_DIR, MMIO_DATA, MMIO_READ_READY,
+                             MMIO_READ_VALUE, MMIO_WRITE_DONE, VEC_MMIO_EXIT, FAULT, FAULT_ERR)
 from emu.core.layout import (CR0, CR2, CR3, CR4, CR0_PG, CR0_WP, CR4_PSE, CR4_PAE, CR4_PGE, EFER,
                              EFER_NXE, A20_MASK, CPL, CS, SS,
                              SEG_SLOTS, SEG_STRIDE, SEG_BASE, SEG_LIMIT, SEG_ATTR, ATTR_UNUSABLE,
@@ -43,8 +48,50 @@ def phys_read8(g, pa):
 
 
 @jit
+def mmio_owner(g, pa):
+    """True when ``pa`` (outside RAM) belongs to a Python device's MMIO range."""
+    dev = g.dev
+    for i in range(min(dev[MMIO_COUNT], MMIO_MAX)):
+        if dev[MMIO_TABLE + 2 * i] <= pa < dev[MMIO_TABLE + 2 * i + 1]:
+            return True
+    return False
+
+
+@jit
+def mmio_read(g, pa, size):
+    """A read from a Python device: the value served for this instruction's
+    retry, or an MMIO exit (the instruction is aborted and run again)."""
+    cpu = g.cpu
+    if cpu[MMIO_READ_READY] == pa + 1:
+        return cpu[MMIO_READ_VALUE]
+    if cpu[FAULT] < 0:
+        cpu[MMIO_ADDR] = pa
+        cpu[MMIO_SIZE] = size
+        cpu[MMIO_DIR] = 0
+        cpu[FAULT] = VEC_MMIO_EXIT
+        cpu[FAULT_ERR] = -1
+    return 0
+
+
+@jit
+def mmio_write(g, pa, size, value):
+    cpu = g.cpu
+    if cpu[MMIO_WRITE_DONE] == pa + 1:
+        return
+    if cpu[FAULT] < 0:
+        cpu[MMIO_ADDR] = pa
+        cpu[MMIO_SIZE] = size
+        cpu[MMIO_DIR] = 1
+        cpu[MMIO_DATA] = value & ((1 << (8 * size)) - 1)
+        cpu[FAULT] = VEC_MMIO_EXIT
+        cpu[FAULT_ERR] = -1
+
+
+@jit
 def phys_read(g, pa, size):
     mem = g.mem
+    if pa >= mem.shape[0] and g.dev[MMIO_COUNT] > 0 and mmio_owner(g, pa):
+        return mmio_read(g, pa, size)
     if pa + size <= mem.shape[0]:
         v = np.int64(mem[pa])
         if size >= 2:
@@ -75,6 +122,9 @@ def note_write(g, page):
 @jit
 def phys_write(g, pa, size, value):
     mem = g.mem
+    if pa >= mem.shape[0] and g.dev[MMIO_COUNT] > 0 and mmio_owner(g, pa):
+        mmio_write(g, pa, size, value)
+        return
     if pa + size <= mem.shape[0]:
         for i in range(size):
             mem[pa + i] = (value >> (8 * i)) & 0xFF

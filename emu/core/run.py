@@ -13,7 +13,8 @@ from emu.core.layout import (EIP, EFLAGS, LF_OP, LF_A, LF_B, LF_R, LF_SIZE, FAUL
                              EXIT_HALT, EXIT_IO, EXIT_BREAKPOINT, EXIT_ARG, D_LEN, D_HASMEM,
                              D_OSIZE, BP_COUNT, BP_FIRST, CS, SEG_SLOTS, SEG_STRIDE, SEG_BASE,
                              SEG_ATTR, ATTR_DB, INHIBIT_IRQ, INTR_LINE, NMI_PENDING,
-                             NMI_BLOCKED, FLAG_IF, VEC_NMI, NO_ERROR_CODE)
+                             NMI_BLOCKED, FLAG_IF, VEC_NMI, NO_ERROR_CODE, VEC_MMIO_EXIT,
+                             FAULT_ERR, EXIT_MMIO, MMIO_SERVED, MMIO_READ_READY, MMIO_WRITE_DONE)
 
 
 @jit
@@ -105,12 +106,22 @@ def run(g, budget, skip_breakpoint_at_start):
             cpu[LF_B] = saved_b
             cpu[LF_R] = saved_r
             cpu[LF_SIZE] = saved_size
+            if cpu[FAULT] == VEC_MMIO_EXIT:
+                # not retired: re-executed when Python has served the MMIO access
+                cpu[FAULT] = -1
+                cpu[FAULT_ERR] = -1
+                cpu[EXIT_REASON] = EXIT_MMIO
+                break
             handle_fault(g)
         elif cpu[EXIT_REASON] == EXIT_IO:
             break          # not retired: re-executed when Python has served the port
         else:
             cpu[EIP] = cpu[NEXT_EIP]
             cpu[ICOUNT] += 1
+            if cpu[MMIO_SERVED]:
+                cpu[MMIO_SERVED] = 0
+                cpu[MMIO_READ_READY] = 0
+                cpu[MMIO_WRITE_DONE] = 0
         if cpu[EXIT_REASON] != EXIT_NONE:
             break
     if cpu[EXIT_REASON] == EXIT_NONE:
