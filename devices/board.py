@@ -169,6 +169,82 @@ class Pic:
         return f"<Pic irr={self.irr:#06x} imr={self.imr:#06x} isr={self.isr:#06x} vectors={self.vector_bases}>"
 
 
+class Pit:
+    """The 8254: each channel's reload value, mode, access mode and count."""
+
+    def __init__(self, board):
+        self._board = board
+
+    def channel(self, c):
+        from devices.chips import pit8254
+        from devices.chips.timebase import ticks_at
+        if c not in (0, 1, 2):
+            raise ValueError(f"the 8254 has channels 0, 1 and 2, not {c!r}")
+        dev = self._board.dev
+        s = D.PIT_BASE + c * D.PIT_STRIDE
+        tick = ticks_at(self._board.virtual_time_ns, pit8254.PIT_HZ)
+        counting = int(dev[s + D.PIT_START_TICK]) >= 0 or int(dev[s + D.PIT_FROZEN]) >= 0
+        return {"reload": int(dev[s + D.PIT_COUNT]), "mode": int(dev[s + D.PIT_MODE]),
+                "access": int(dev[s + D.PIT_ACCESS]), "bcd": bool(dev[s + D.PIT_BCD]),
+                "gate": int(dev[s + D.PIT_GATE]), "counting": counting,
+                "count": int(pit8254.count_at(dev, s, tick)) if counting else None,
+                "out": int(pit8254.out_at(dev, s, tick))}
+
+    def __repr__(self):
+        ch = self.channel(0)
+        return f"<Pit channel 0: mode {ch['mode']}, reload {ch['reload']}, counting={ch['counting']}>"
+
+
+class Rtc:
+    """The MC146818: CMOS bytes and the clock's epoch."""
+
+    def __init__(self, board):
+        self._board = board
+
+    def cmos(self, index):
+        """A byte of CMOS RAM as stored (the clock registers are computed on read by the guest)."""
+        if not 0 <= index < D.RTC_RAM_SIZE:
+            raise ValueError(f"CMOS index {index!r} is outside 0-127")
+        return int(self._board.dev[D.RTC_RAM + index])
+
+    def set_cmos(self, index, value):
+        if not 0 <= index < D.RTC_RAM_SIZE or not 0 <= value <= 0xFF:
+            raise ValueError(f"CMOS[{index!r}] = {value!r}: index 0-127, value 0-255")
+        self._board.dev[D.RTC_RAM + index] = value
+
+    @property
+    def seconds(self):
+        """The guest's clock, in seconds since 1970."""
+        dev = self._board.dev
+        return int(dev[D.RTC_BASE + D.RTC_EPOCH] + dev[D.RTC_BASE + D.RTC_OFFSET]) \
+            + self._board.virtual_time_ns // 1_000_000_000
+
+    def __repr__(self):
+        return f"<Rtc {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(self.seconds))} UTC>"
+
+
+class Kbc:
+    """The 8042: command byte, output port (A20, reset) and queued bytes."""
+
+    def __init__(self, board):
+        self._board = board
+
+    @property
+    def command_byte(self):
+        return int(self._board.dev[D.KBC_BASE + D.KBC_COMMAND_BYTE])
+
+    @property
+    def output_port(self):
+        return int(self._board.dev[D.KBC_BASE + D.KBC_OUTPUT_PORT])
+
+    @property
+    def queued(self):
+        return int(self._board.dev[D.KBC_BASE + D.KBC_OUT_COUNT])
+
+    def __repr__(self):
+        return f"<Kbc command byte {self.command_byte:#04x}, output port {self.output_port:#04x}, {self.queued} queued>"
+
+
 class Board:
     """The devices of one machine: state array, port map and views."""
 
@@ -185,6 +261,9 @@ class Board:
         self.com1 = Uart(self, 0, "com1")
         self.com2 = Uart(self, 1, "com2")
         self.pic = Pic(self)
+        self.pit = Pit(self)
+        self.rtc = Rtc(self)
+        self.kbc = Kbc(self)
         self.python_devices = {}
         self.mmio_devices = {}
         self.host_clock = False

@@ -202,9 +202,9 @@ def load_boot_image(path):
     return data
 
 
-def flat_machine(data, memory_size):
+def flat_machine(data, memory_size, clock="virtual"):
     from emu import Machine
-    m = Machine(memory_size=memory_size)
+    m = Machine(memory_size=memory_size, clock=clock)
     m.memory.write(BOOT_ADDRESS, data)
     m.cpu.cs = 0
     m.cpu.ip = BOOT_ADDRESS
@@ -222,7 +222,7 @@ def kernel_machine(args, memory_size):
     try:
         return Machine.from_multiboot(args.kernel, memory_size=memory_size,
                                       cmdline=qemu_style_cmdline(args.kernel, args.append or ""),
-                                      modules=modules)
+                                      modules=modules, clock=args.clock)
     except ImageError as e:
         raise UsageError(str(e))
 
@@ -294,7 +294,7 @@ def cmd_run(args, stream=None):
     if args.kernel:
         m = kernel_machine(args, memory_size)
     else:
-        m = flat_machine(load_boot_image(args.image), memory_size)
+        m = flat_machine(load_boot_image(args.image), memory_size, getattr(args, "clock", "virtual"))
     serial = open_serial(args.serial, binary_out)
     m.com1.sink = serial.write
     m.port_handlers[DEBUG_CONSOLE_PORT] = ConsolePort(serial.write)
@@ -342,6 +342,9 @@ def build_parser():
     run.add_argument("--append", metavar="CMDLINE", help="the kernel command line")
     run.add_argument("--initrd", "--module", dest="module", action="append", metavar="FILE",
                      help="a multiboot module (repeat for several)")
+    run.add_argument("--clock", choices=("virtual", "host"), default="virtual",
+                     help="device time: 'virtual' follows retired instructions (deterministic, the "
+                          "default); 'host' follows the wall clock")
     run.add_argument("--serial", default="stdio", metavar="stdio|none|file:PATH|tcp:HOST:PORT",
                      help="where COM1 goes (default stdio; input comes from stdin)")
     for s in (demo, run):

@@ -881,3 +881,17 @@ def test_host_clock_follows_wall_time():
     e = m.run(max_instructions=10_000_000)
     assert e.kind == "halt" and count(m, 0x20) == 5
     assert time.monotonic() - t >= 0.04
+
+
+def test_device_views_from_python():
+    """The Python classes that inspect the chips agree with what the guest did."""
+    m, e = run(PIC_INIT + PIT_100HZ + "    hlt\n", rtc_epoch=0)
+    ch = m.board.pit.channel(0)
+    assert (ch["mode"], ch["reload"], ch["access"], ch["counting"]) == (2, 11932, 3, True)
+    assert 0 < ch["count"] <= 11932
+    assert m.board.rtc.cmos(0x15) == 640 & 0xFF
+    assert "1970-01-01" in repr(m.board.rtc)
+    assert m.board.kbc.output_port & 2                # A20 on
+    assert m.board.pic.vector_bases == (0x20, 0x28)
+    with pytest.raises(ValueError):
+        m.board.pit.channel(3)

@@ -83,3 +83,78 @@ def test_malformed_kernels_are_refused_with_status_2(tmp_path, capsys, name, edi
 def test_missing_kernel_file(tmp_path, capsys):
     assert cli_main(["run", "--kernel", str(tmp_path / "nope.elf")]) == 2
     assert "nope.elf" in capsys.readouterr().err
+
+
+ECHO_GUEST = """
+bits 16
+org 0x7C00
+    mov dx, 0x3FD
+.wait:
+    in al, dx
+    test al, 1
+    jz .wait
+    mov dx, 0x3F8
+    in al, dx
+    cmp al, 10
+    je .done
+    sub al, 0x20          ; upper-case the echo
+    out dx, al
+    mov dx, 0x3FD
+    jmp .wait
+.done:
+    mov dx, 0xF4
+    mov eax, 3
+    out dx, eax
+"""
+
+
+def test_serial_input_comes_from_stdin(tmp_path):
+    """`emu run` feeds stdin to COM1: a guest that echoes upper-cased bytes
+    until a newline, then exits with status (3 << 1) | 1."""
+    import subprocess
+    import sys
+    from tests.asm import assemble
+    image = tmp_path / "echo.bin"
+    image.write_bytes(assemble(ECHO_GUEST))
+    r = subprocess.run([sys.executable, "-m", "emu.cli", "run", str(image)], input=b"hello\n",
+                       capture_output=True, timeout=300)
+    assert r.stdout == b"HELLO"
+    assert r.returncode == 7
+
+
+def test_serial_over_tcp(tmp_path):
+    """--serial tcp:HOST:PORT connects to a listening peer: output is sent
+    there, and what the peer sends is the guest's input."""
+    import socket
+    import subprocess
+    import sys
+    import threading
+    from tests.asm import assemble
+    image = tmp_path / "echo.bin"
+    image.write_bytes(assemble(ECHO_GUEST))
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    got = bytearray()
+
+    def peer():
+        conn, _ = server.accept()
+        conn.sendall(b"tcp\n")
+        conn.settimeout(120)
+        while len(got) < 3:
+            data = conn.recv(100)
+            if not data:
+                break
+            got.extend(data)
+        conn.close()
+
+    t = threading.Thread(target=peer)
+    t.start()
+    port = server.getsockname()[1]
+    r = subprocess.run([sys.executable, "-m", "emu.cli", "run", str(image), "--serial",
+                        f"tcp:127.0.0.1:{port}"], capture_output=True, timeout=300,
+                       stdin=subprocess.DEVNULL)
+    t.join(timeout=10)
+    server.close()
+    assert bytes(got) == b"TCP"
+    assert r.returncode == 7
