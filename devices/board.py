@@ -40,6 +40,8 @@ PC_WIRING = (
     Wire("debug-exit", D.CHIP_DEBUG_EXIT, ((PORT_DEBUG_EXIT, 4),)),
     Wire("com2", D.CHIP_COM2, ((PORT_COM2, 8),), irq=3),
     Wire("com1", D.CHIP_COM1, ((PORT_COM1, 8),), irq=4),
+    Wire("ata", D.CHIP_ATA, ((0x1F0, 8),), irq=14),
+    Wire("ata-control", D.CHIP_ATA_CONTROL, ((0x3F6, 1),)),
 )
 
 
@@ -332,9 +334,9 @@ class Board:
 
     # --- state ------------------------------------------------------------------------
 
-    def reset(self, memory_size):
+    def reset(self, memory_size, disk_sectors=0):
         """Power-on state of every chip, and the CMOS memory-size bytes."""
-        from devices.chips import pit8254, uart16550, rtc_cmos, kbc8042
+        from devices.chips import pit8254, uart16550, rtc_cmos, kbc8042, ata
         dev = self.dev
         dev[:] = 0
         dev[D.CLK_NS_PER_INSN] = self.ns_per_instruction
@@ -347,11 +349,17 @@ class Board:
         uart16550.reset(dev, 1)
         rtc_cmos.reset(dev, self.rtc_epoch)
         kbc8042.reset(dev)
+        ata.reset(dev, *disk_geometry(disk_sectors))
         for p in (0, 1):
             dev[D.PIC_BASE + p * D.PIC_STRIDE + D.PIC_LOWEST] = 7
         self._set_cmos_memory(memory_size)
         for u in (self.com1, self.com2):
             u._waiting_input.clear()
+
+    def reset_disk(self, sectors):
+        from devices.chips import ata
+        ata.reset(self.dev, *disk_geometry(sectors))
+        self.poke()
 
     def _set_cmos_memory(self, memory_size):
         """CMOS bytes a BIOS and kernels read for the memory size (IBM AT
@@ -421,6 +429,17 @@ class Board:
         for b in bytes(data):
             kbc8042.push_scancode(self.dev, b)
         self.poke()
+
+
+def disk_geometry(sectors):
+    """(sectors, cylinders, heads, sectors per track) of a disk as its
+    IDENTIFY data reports it: 16 heads of 63 sectors, at most 16383
+    cylinders (the usual translation for disks up to 8 GB)."""
+    if sectors <= 0:
+        return 0, 0, 0, 0
+    heads, spt = 16, 63
+    cylinders = max(1, min(sectors // (heads * spt), 16383))
+    return sectors, cylinders, heads, spt
 
 
 def host_epoch():

@@ -133,7 +133,9 @@ class Machine:
             dev=self.board.dev,
             ports=self.board.ports,
             tlb=np.zeros((L.TLB_ENTRIES, 2), np.int64),
+            disk=np.zeros(0, np.uint8),
         )
+        self.disk_path = None
         self.cpu = CpuView(self)
         self.memory = MemoryView(self)
         self.port_handlers = PortHandlers(self.board)
@@ -188,6 +190,25 @@ class Machine:
         m.multiboot = plan
         return m
 
+    def attach_disk(self, path, *, writable=False):
+        """A raw disk image as the ATA primary master (ports 0x1F0-0x1F7,
+        IRQ 14).  Guest writes go to a private copy-on-write map: the file
+        is never changed unless ``writable`` is set.  The controller starts
+        from its reset state; the CPU is not touched."""
+        import os
+        p = os.fspath(path)
+        if not os.path.isfile(p):
+            raise FileNotFoundError(f"{p}: no such disk image")
+        size = os.path.getsize(p)
+        if size == 0 or size % 512:
+            raise ValueError(f"{p}: {size} bytes is not a whole number of 512-byte sectors "
+                             f"(expected a raw disk image)")
+        data = np.memmap(p, dtype=np.uint8, mode="r+" if writable else "c")
+        self._state = self._state._replace(disk=np.asarray(data))
+        self._disk_map = data
+        self.disk_path = p
+        self.board.reset_disk(len(data) // 512)
+
     @property
     def instructions_retired(self):
         """Instructions retired since power-on."""
@@ -219,7 +240,7 @@ class Machine:
         c[L.FAULT] = -1
         c[L.FAULT_ERR] = -1
         c[L.DELIVERING] = -1
-        self.board.reset(len(self._state.mem))
+        self.board.reset(len(self._state.mem), len(self._state.disk) // 512)
         self._invalidate_decoded()
 
     # --- options ------------------------------------------------------------------

@@ -895,3 +895,166 @@ def test_device_views_from_python():
     assert m.board.pic.vector_bases == (0x20, 0x28)
     with pytest.raises(ValueError):
         m.board.pit.channel(3)
+
+
+# --- ATA disk -----------------------------------------------------------------------
+
+ATA_WAIT = """
+.wait_%(n)s:
+    in al, dx
+    test al, 0x80
+    jnz .wait_%(n)s
+"""
+
+
+def ata_guest(tmp_path, body, sectors=64, writable=False):
+    import hashlib
+    image = tmp_path / "disk.img"
+    image.write_bytes(b"".join(bytes([i]) * 512 for i in range(sectors)))
+    m = guest(body)
+    m.attach_disk(image, writable=writable)
+    m.memory.write(CODE, assemble(PRELUDE + "body:\n" + body))
+    m.cpu.eip = CODE
+    m.cpu.esp = 0x7000
+    return m, image, hashlib.sha256(image.read_bytes()).hexdigest()
+
+
+def ata_command(lba, count, command, lba_mode=True):
+    select = (0xE0 | ((lba >> 24) & 0xF)) if lba_mode else 0xA0
+    return f"""
+    mov dx, 0x1F2
+    mov al, {count}
+    out dx, al
+    inc dx
+    mov al, {lba & 0xFF}
+    out dx, al
+    inc dx
+    mov al, {(lba >> 8) & 0xFF}
+    out dx, al
+    inc dx
+    mov al, {(lba >> 16) & 0xFF}
+    out dx, al
+    inc dx
+    mov al, {select:#x}
+    out dx, al
+    inc dx
+    mov al, {command:#x}
+    out dx, al
+"""
+
+
+def test_ata_identify_and_pio_read(tmp_path):
+    """ATA: IDENTIFY DEVICE (model string, LBA capacity in words 60-61), then
+    READ SECTORS of LBA 5 and 6 through the 16-bit data port (REP INSW);
+    status reads DRQ while data waits and DRDY when done."""
+    m, image, _ = ata_guest(tmp_path, ata_command(0, 0, 0xEC) + f"""
+    in al, dx
+    mov [{RESULTS:#x}], al
+    mov edi, 0x20000
+    mov ecx, 256
+    mov dx, 0x1F0
+    rep insw
+""" + ata_command(5, 2, 0x20) + """
+    mov edi, 0x21000
+    mov ecx, 512
+    mov dx, 0x1F0
+    rep insw
+    mov dx, 0x1F7
+    in al, dx
+    mov [0x9001], al
+    hlt
+""")
+    assert m.run(max_instructions=100_000).kind == "halt"
+    status_after_identify, status_done = results(m, 2)
+    assert status_after_identify & 0x08 and status_done == 0x50
+    ident = m.memory.read(0x20000, 512)
+    model = bytes(b for pair in zip(ident[55:94:2], ident[54:94:2]) for b in pair)
+    assert model.startswith(b"VISOR86 HARDDISK")
+    assert struct.unpack_from("<I", ident, 120)[0] == 64
+    assert m.memory.read(0x21000, 1024) == bytes([5]) * 512 + bytes([6]) * 512
+
+
+def test_ata_write_goes_to_an_overlay_unless_writable(tmp_path):
+    """WRITE SECTORS: the guest reads back what it wrote; the image file is
+    unchanged (copy-on-write) unless the disk is writable."""
+    import hashlib
+    body = ata_command(3, 1, 0x30) + """
+    mov esi, 0x20000
+    mov ecx, 256
+    mov dx, 0x1F0
+    rep outsw
+""" + ata_command(3, 1, 0x20) + """
+    mov edi, 0x21000
+    mov ecx, 256
+    mov dx, 0x1F0
+    rep insw
+    hlt
+"""
+    for writable in (False, True):
+        m, image, digest = ata_guest(tmp_path, body, writable=writable)
+        m.memory.write(0x20000, b"\xAB" * 512)
+        assert m.run(max_instructions=100_000).kind == "halt"
+        assert m.memory.read(0x21000, 512) == b"\xAB" * 512
+        changed = hashlib.sha256(image.read_bytes()).hexdigest() != digest
+        assert changed == writable
+
+
+def test_ata_chs_read_and_out_of_range_error(tmp_path):
+    """CHS addressing (cylinder 0, head 0, sector 3 is LBA 2); a sector past
+    the end of the disk sets ERR with IDNF in the error register."""
+    m, image, _ = ata_guest(tmp_path, ata_command(3, 1, 0x20, lba_mode=False) + """
+    mov edi, 0x21000
+    mov ecx, 256
+    mov dx, 0x1F0
+    rep insw
+""" + ata_command(100, 1, 0x20) + f"""
+    in al, dx
+    mov [{RESULTS:#x}], al
+    mov dx, 0x1F1
+    in al, dx
+    mov [0x9001], al
+    hlt
+""")
+    assert m.run(max_instructions=100_000).kind == "halt"
+    assert m.memory.read(0x21000, 512) == bytes([2]) * 512
+    assert results(m, 2) == [0x51, 0x10]
+
+
+def test_ata_interrupt_on_irq14(tmp_path):
+    """Each sector of a PIO read raises IRQ 14 (slave PIC line 6); reading the
+    status register acknowledges it."""
+    m, image, _ = ata_guest(tmp_path, PIC_INIT + """
+    mov al, 0xFB
+    out 0x21, al
+    mov al, 0xBF
+    out 0xA1, al
+""" + ata_command(1, 2, 0x20) + """
+    sti
+    hlt
+    mov dx, 0x1F7
+    in al, dx
+    mov edi, 0x21000
+    mov ecx, 256
+    mov dx, 0x1F0
+    rep insw            ; the second sector's interrupt comes at the end of this one
+    mov dx, 0x1F7
+    in al, dx
+    mov ecx, 256
+    mov dx, 0x1F0
+    rep insw
+    cli
+    hlt
+""")
+    assert m.run(max_instructions=100_000).kind == "halt"
+    assert count(m, 0x2E) == 2
+    assert m.memory.read(0x21000, 1024) == bytes([1]) * 512 + bytes([2]) * 512
+
+
+def test_disk_image_must_be_whole_sectors(tmp_path):
+    bad = tmp_path / "bad.img"
+    bad.write_bytes(b"x" * 1000)
+    m = Machine.flat32(memory_size=1 << 20)
+    with pytest.raises(ValueError, match="512-byte sectors"):
+        m.attach_disk(bad)
+    with pytest.raises(FileNotFoundError):
+        m.attach_disk(tmp_path / "missing.img")

@@ -12,17 +12,19 @@ from emu.core.layout import (ICOUNT, INTR_LINE, A20_MASK, EXIT_REASON, EXIT_ARG,
                              EXIT_RESET, EXIT_SERIAL)
 from devices.chips.layout import (CHIP_NONE, CHIP_PYTHON, CHIP_PIC_MASTER, CHIP_PIC_SLAVE,
                                   CHIP_PIT, CHIP_PORT61, CHIP_COM1, CHIP_COM2, CHIP_RTC, CHIP_KBC,
-                                  CHIP_PORT92, CHIP_POST, CHIP_DEBUG_EXIT, CLK_BASE_NS,
+                                  CHIP_PORT92, CHIP_POST, CHIP_DEBUG_EXIT, CHIP_ATA,
+                                  CHIP_ATA_CONTROL, CLK_BASE_NS,
                                   CLK_BASE_ICOUNT, CLK_NS_PER_INSN, DEADLINE_ICOUNT,
                                   NEXT_EVENT_NS, LAST_NS, CLK_HOST, POST_CODE, PORT92_VALUE, NEVER,
                                   KBC_BASE, KBC_OUTPUT_PORT, RTC_BASE, RTC_IRQ_LEVEL)
-from devices.chips import pic8259, pit8254, uart16550, rtc_cmos, kbc8042
+from devices.chips import pic8259, pit8254, uart16550, rtc_cmos, kbc8042, ata
 
 IRQ_PIT = 0
 IRQ_KEYBOARD = 1
 IRQ_COM2 = 3
 IRQ_COM1 = 4
 IRQ_RTC = 8
+IRQ_ATA = 14
 A20_ON = 0xFFFFFFFF
 A20_OFF = 0xFFEFFFFF
 PORT92_A20 = 0x02
@@ -51,6 +53,7 @@ def update_lines(g):
     pic8259.set_irq(dev, IRQ_COM2, uart16550.irq_level(dev, 1))
     pic8259.set_irq(dev, IRQ_KEYBOARD, kbc8042.irq_level(dev))
     pic8259.set_irq(dev, IRQ_RTC, dev[RTC_BASE + RTC_IRQ_LEVEL])
+    pic8259.set_irq(dev, IRQ_ATA, ata.irq_level(dev))
     g.cpu[INTR_LINE] = 1 if pic8259.interrupt_requested(dev) else 0
 
 
@@ -159,6 +162,10 @@ def chip_read(g, chip, port, now):
         return kbc8042.read_port(dev, port & 4)
     if chip == CHIP_PORT92:
         return dev[PORT92_VALUE] & ~PORT92_RESET
+    if chip == CHIP_ATA:
+        return ata.read_port(dev, port & 7) if port & 7 else ata.read_data(dev, g.disk, 1)
+    if chip == CHIP_ATA_CONTROL:
+        return ata.read_alt_status(dev)
     return 0xFF                          # unassigned, POST and debug-exit read all ones
 
 
@@ -200,6 +207,13 @@ def chip_write(g, chip, port, value, now):
             g.cpu[EXIT_REASON] = EXIT_RESET
     elif chip == CHIP_POST:
         dev[POST_CODE] = value
+    elif chip == CHIP_ATA:
+        if port & 7:
+            ata.write_port(dev, g.disk, port & 7, value)
+        else:
+            ata.write_data(dev, g.disk, 1, value)
+    elif chip == CHIP_ATA_CONTROL:
+        ata.write_control(dev, value)
     return IO_DONE
 
 
@@ -216,6 +230,12 @@ def io_read(g, port, size):
             return -1
     now = now_ns(g)
     advance_timers(g, now)
+    if first == CHIP_ATA and (port & 7) == 0:
+        # the ATA data port is 16 (or 32) bits wide: one access moves that many bytes
+        v = ata.read_data(g.dev, g.disk, size)
+        update_lines(g)
+        schedule(g, now)
+        return v
     v = 0
     for i in range(size):
         p = (port + i) & 0xFFFF
@@ -254,6 +274,11 @@ def io_write(g, port, size, value):
             return IO_RETRY
     now = now_ns(g)
     advance_timers(g, now)
+    if first == CHIP_ATA and (port & 7) == 0:
+        ata.write_data(g.dev, g.disk, size, value)
+        update_lines(g)
+        schedule(g, now)
+        return IO_DONE
     for i in range(size):
         p = (port + i) & 0xFFFF
         chip = ports[p]

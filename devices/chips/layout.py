@@ -20,7 +20,9 @@ CHIP_KBC = 9
 CHIP_PORT92 = 10       # system control port A: fast A20, reset
 CHIP_POST = 11         # port 0x80, POST codes
 CHIP_DEBUG_EXIT = 12   # QEMU-compatible isa-debug-exit
-CHIP_COUNT = 13
+CHIP_ATA = 13          # primary ATA channel: command block 0x1F0-0x1F7
+CHIP_ATA_CONTROL = 14  # its control block: 0x3F6 (alternate status / device control)
+CHIP_COUNT = 15
 
 # --- the virtual clock and the bus ------------------------------------------
 # Virtual time in ns is CLK_BASE_NS + (ICOUNT - CLK_BASE_ICOUNT) * CLK_NS_PER_INSN:
@@ -141,4 +143,31 @@ KBC_OUT_QUEUE = 16     # 16 queued bytes
 KBC_OUT_SOURCE = 32    # 16 queued sources (0 controller, 1 keyboard, 2 aux)
 KBC_QUEUE_SIZE = 16
 
-DEV_SLOTS = COM2_IN + UART_IN_RING
+# --- ATA (IDE) controller, primary channel, one disk as master -----------------
+ATA_BASE = COM2_IN + UART_IN_RING
+A_FEATURES = 0
+A_ERROR = 1
+A_NSECT = 2
+A_LBA0 = 3
+A_LBA1 = 4
+A_LBA2 = 5
+A_SELECT = 6           # drive/head register
+A_STATUS = 7
+A_CONTROL = 8          # device control: bit 1 nIEN, bit 2 SRST
+A_COMMAND = 9          # the command being served
+A_BUF_POS = 10         # next byte of the sector buffer
+A_BUF_LEN = 11         # bytes in the buffer (0 when no transfer)
+A_REMAINING = 12       # sectors still to transfer
+A_LBA = 13             # sector the buffer belongs to
+A_BLOCK = 14           # sectors per interrupt (1, or the READ/WRITE MULTIPLE setting)
+A_MULTIPLE = 15        # SET MULTIPLE MODE setting (0: off)
+A_IRQ = 16             # INTRQ pending
+A_SECTORS = 17         # size of the disk in sectors (0: no disk)
+A_CYLINDERS = 18
+A_HEADS = 19
+A_SPT = 20
+A_IN_BLOCK = 21        # sectors moved in the current block
+A_BUF = 32             # 512 bytes of sector buffer, one per slot
+ATA_SLOTS = A_BUF + 512
+
+DEV_SLOTS = ATA_BASE + ATA_SLOTS

@@ -14,10 +14,12 @@ tuple (numba passes it by value and caches functions that take it):
 - ``ports`` uint8[65536]: which chip answers each I/O port (devices/board.py).
 - ``tlb``  int64[TLB_ENTRIES, 2]: the software TLB (core/memory.py): linear
   page + 1 as the tag, and the physical page with its rights.
+- ``disk`` uint8[bytes]: the hard disk's contents (a copy-on-write map of
+  the image file), served by the ATA controller (devices/chips/ata.py).
 """
 from collections import namedtuple
 
-Guest = namedtuple("Guest", "cpu mem pm ic dev ports tlb")
+Guest = namedtuple("Guest", "cpu mem pm ic dev ports tlb disk")
 
 # --- general registers, in ModRM encoding order (SDM Vol. 2, 2.1.5) -------
 EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI = range(8)
