@@ -338,7 +338,9 @@ class Board:
         """Power-on state of every chip, and the CMOS memory-size bytes."""
         from devices.chips import pit8254, uart16550, rtc_cmos, kbc8042, ata
         dev = self.dev
+        rom = int(dev[D.ROM_LOCKED])          # the BIOS ROM stays a ROM across resets
         dev[:] = 0
+        dev[D.ROM_LOCKED] = rom
         dev[D.CLK_NS_PER_INSN] = self.ns_per_instruction
         dev[D.CLK_HOST] = 1 if self.host_clock else 0
         self._host_t0 = time.monotonic_ns()

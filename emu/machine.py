@@ -9,6 +9,8 @@ from emu.cpu_view import CpuView
 from emu.memory_view import MemoryView
 
 MIN_MEMORY = 64 * 1024
+BIOS_BASE = 0xF0000
+BIOS_SIZE = 0x10000
 HOST_CLOCK_SLICE = 200_000     # instructions between rebases on the host clock
 MAX_MEMORY = 4 << 30
 PAGE = 4096
@@ -141,6 +143,8 @@ class Machine:
         self.port_handlers = PortHandlers(self.board)
         self.com1 = self.board.com1
         self.com2 = self.board.com2
+        from devices.host.screen import TextScreen
+        self.screen = TextScreen(self)
         self.reset()
         self.deliver_exceptions = deliver_exceptions
 
@@ -189,6 +193,33 @@ class Machine:
         c[L.EFLAGS] = L.FLAG_RESERVED1
         m.multiboot = plan
         return m
+
+    def load_firmware(self, image):
+        """A 64 KiB system BIOS (bytes, or the path of the image) at physical
+        F0000-FFFFF, read-only as a ROM, and visible again at FFFF0000 so the
+        reset vector (F000:FFF0 = FFFFFFF0) reaches it.  Needs at least
+        1 MiB of RAM."""
+        import os
+        if isinstance(image, (str, os.PathLike)):
+            p = os.fspath(image)
+            if not os.path.isfile(p):
+                raise FileNotFoundError(f"{p}: no such firmware image")
+            data = open(p, "rb").read()
+            where = p
+        else:
+            data = bytes(image)
+            where = "the firmware image"
+        if len(data) != BIOS_SIZE:
+            raise ValueError(f"{where}: {len(data)} bytes; a BIOS image is exactly {BIOS_SIZE} bytes "
+                             f"(64 KiB, mapped at F0000-FFFFF)")
+        if len(self._state.mem) < BIOS_BASE + BIOS_SIZE:
+            raise ValueError(f"a BIOS needs at least 1 MiB of guest RAM, this machine has "
+                             f"{len(self._state.mem) // 1024} KiB")
+        from devices.chips.layout import ROM_LOCKED
+        self.board.dev[ROM_LOCKED] = 0
+        self.memory.write(BIOS_BASE, data)
+        self.board.dev[ROM_LOCKED] = 1
+        self.firmware = data
 
     def attach_disk(self, path, *, writable=False):
         """A raw disk image as the ATA primary master (ports 0x1F0-0x1F7,

@@ -1058,3 +1058,52 @@ def test_disk_image_must_be_whole_sectors(tmp_path):
         m.attach_disk(bad)
     with pytest.raises(FileNotFoundError):
         m.attach_disk(tmp_path / "missing.img")
+
+
+# --- firmware ROM ------------------------------------------------------------------
+
+def test_firmware_rom_at_the_reset_vector_is_read_only():
+    """A BIOS image sits at F0000-FFFFF and at FFFF0000 (SDM Vol. 3, 9.1.4:
+    the first instruction is fetched from FFFFFFF0); writes to it are lost."""
+    rom = assemble("""
+bits 16
+org 0
+times 0xE000 - ($ - $$) db 0xFF
+start:
+    mov ax, 0xF000
+    mov ds, ax
+    mov byte [0xE100], 0x55     ; a write to the ROM: dropped
+    mov al, [0xE100]
+    mov dx, 0x3F8
+    out dx, al
+    mov dx, 0xF4
+    mov al, 0x10
+    out dx, al
+times 0xE100 - ($ - $$) db 0x90
+    db 'R'
+times 0xFFF0 - ($ - $$) db 0xFF
+    jmp 0xF000:start
+times 0x10000 - ($ - $$) db 0xFF
+""")
+    m = Machine(memory_size=1 << 20)
+    m.load_firmware(rom)
+    e = m.run(max_instructions=100)
+    assert (e.kind, e.status) == ("debug_exit", 0x21)
+    assert m.com1.read() == b"R"
+    m.reset()
+    assert m.run(max_instructions=100).kind == "debug_exit"    # still there after a reset
+    with pytest.raises(ValueError, match="64 KiB"):
+        m.load_firmware(b"\0" * 100)
+
+
+def test_text_screen_reads_the_b8000_buffer():
+    """m.screen: character/attribute pairs at B8000h as 80x25 text (code page 437)."""
+    m = Machine(memory_size=1 << 20)
+    cells = bytearray(80 * 25 * 2)
+    for i, ch in enumerate(b"Hello \x01 \xc9\xcd\xbb"):
+        cells[2 * i] = ch
+        cells[2 * i + 1] = 0x07
+    cells[2 * 80] = ord("x")
+    m.memory.write(0xB8000, bytes(cells))
+    assert m.screen.lines()[:2] == ["Hello \u263a \u2554\u2550\u2557", "x"]
+    assert m.screen.text() == "Hello \u263a \u2554\u2550\u2557\nx"

@@ -39,6 +39,7 @@ PORT92_VALUE = 7
 RESET_REQUESTED = 8
 CLK_HOST = 9           # 1: time follows the host clock (Python rebases it); HLT does not skip ahead
 MMIO_COUNT = 10        # Python devices on physical address ranges outside RAM
+ROM_LOCKED = 11        # 1: F0000-FFFFF holds the BIOS ROM (writes dropped), aliased below 4 GiB
 MMIO_TABLE = 104       # MMIO_MAX pairs (first, end) at MMIO_TABLE..
 MMIO_MAX = 8
 NEVER = 1 << 62

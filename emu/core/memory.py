@@ -12,7 +12,7 @@ import numpy as np
 
 from emu.core.jit import jit
 from emu.core.exceptions import raise_fault
-from devices.chips.layout import MMIO_COUNT, MMIO_TABLE, MMIO_MAX
+from devices.chips.layout import MMIO_COUNT, MMIO_TABLE, MMIO_MAX, ROM_LOCKED
 from emu.core.layout import (MMIO_ADDR, MMIO_SIZE, MMIO_DIR, MMIO_DATA, MMIO_READ_READY,
                              MMIO_READ_VALUE, MMIO_WRITE_DONE, VEC_MMIO_EXIT, FAULT, FAULT_ERR)
 from emu.core.layout import (CR0, CR2, CR3, CR4, CR0_PG, CR0_WP, CR4_PSE, CR4_PAE, CR4_PGE, EFER,
@@ -40,10 +40,17 @@ PTE_PS = 0x80
 
 # --- physical ---------------------------------------------------------------
 
+BIOS_ROM = 0xF0000            # the 64 KiB system BIOS, F0000-FFFFF ...
+BIOS_ALIAS = 0xFFFF0000       # ... and again at the top of the 4 GiB space (the reset vector)
+BIOS_ALIAS_SHIFT = BIOS_ALIAS - BIOS_ROM
+
+
 @jit
 def phys_read8(g, pa):
     if pa < g.mem.shape[0]:
         return np.int64(g.mem[pa])
+    if BIOS_ALIAS <= pa < 0x100000000 and g.dev[ROM_LOCKED] and pa - BIOS_ALIAS_SHIFT < g.mem.shape[0]:
+        return np.int64(g.mem[pa - BIOS_ALIAS_SHIFT])
     return 0xFF
 
 
@@ -122,6 +129,8 @@ def note_write(g, page):
 @jit
 def phys_write(g, pa, size, value):
     mem = g.mem
+    if (pa >> 16) == (BIOS_ROM >> 16) and g.dev[ROM_LOCKED]:
+        return                    # the BIOS ROM ignores writes
     if pa >= mem.shape[0] and g.dev[MMIO_COUNT] > 0 and mmio_owner(g, pa):
         mmio_write(g, pa, size, value)
         return
@@ -330,9 +339,17 @@ def page_walk(g, lin, access, user):
 
 @jit
 def translate(g, lin, access, user):
+    """Linear to physical.  Kept tiny so LLVM inlines it: with paging off it
+    is one mask; the TLB and the walk live in translate_paged."""
     cpu = g.cpu
     if not cpu[CR0] & CR0_PG:
         return lin & cpu[A20_MASK]
+    return translate_paged(g, lin, access, user)
+
+
+@jit
+def translate_paged(g, lin, access, user):
+    cpu = g.cpu
     lin &= 0xFFFFFFFF
     tlb = g.tlb
     vpn = lin >> PAGE_SHIFT
