@@ -1,7 +1,8 @@
 """The ``emu`` command line.
 
     emu demo                                   boot the bundled demo guest
-    emu run IMAGE                              a flat real-mode image at 0000:7C00
+    emu run IMAGE                              a disk, floppy, boot sector or kernel (detected)
+    emu run --flat PROGRAM                     a raw real-mode program at 0000:7C00, no firmware
     emu run --kernel kernel.elf [options]      a Multiboot (v1) ELF32 kernel, as
                                                qemu-system-i386 -kernel does
 
@@ -188,6 +189,43 @@ def parse_memory(text):
     return n * unit
 
 
+BIOS_IMAGE = pathlib.Path(__file__).resolve().parent.parent / "firmware" / "bios" / "bios.bin"
+# raw floppy images, by size (160 KiB to 2.88 MB)
+FLOPPY_SIZES = {163840: "160 KiB", 184320: "180 KiB", 327680: "320 KiB", 368640: "360 KiB",
+                737280: "720 KiB", 1228800: "1.2 MB", 1474560: "1.44 MB", 2949120: "2.88 MB"}
+BOOT_SIGNATURE = b"\x55\xaa"
+ELF_MAGIC = b"\x7fELF"
+
+
+def detect_image(path):
+    """What a file given to `emu run` is: ("kernel", why), ("floppy", why) or
+    ("disk", why); anything else is refused with what was expected."""
+    p = pathlib.Path(path)
+    if not p.is_file():
+        raise UsageError(f"{p}: no such file (expected a disk image, a floppy image, a boot sector "
+                         f"or a Multiboot kernel)")
+    size = p.stat().st_size
+    if size == 0:
+        raise UsageError(f"{p}: the file is empty (expected a disk image, a floppy image, a boot sector "
+                         f"or a Multiboot kernel)")
+    with open(p, "rb") as f:
+        head = f.read(512)
+    if head.startswith(ELF_MAGIC):
+        return "kernel", "an ELF file: booting it as a Multiboot kernel"
+    if size in FLOPPY_SIZES:
+        return "floppy", f"a {FLOPPY_SIZES[size]} floppy image"
+    if size % 512 == 0 and head[510:512] == BOOT_SIGNATURE:
+        if size == 512:
+            return "disk", "a boot sector (one 512-byte sector with the 55AA signature), as a hard disk"
+        return "disk", f"a hard disk image ({size // 512} sectors, bootable)"
+    if size % 512 == 0:
+        raise UsageError(f"{p}: a {size}-byte image whose first sector has no boot signature "
+                         f"(55AA at offset 510): it is not bootable")
+    raise UsageError(f"{p}: {size} bytes is not a boot sector, a disk image (whole 512-byte "
+                     f"sectors), a floppy image or a Multiboot kernel; for a raw real-mode program "
+                     f"loaded at 0000:7C00 use --flat")
+
+
 def load_boot_image(path):
     """A flat real-mode program of at most 64 KiB, run from 0000:7C00."""
     p = pathlib.Path(path)
@@ -211,6 +249,24 @@ def flat_machine(data, memory_size, clock="virtual"):
     m.cpu.ds = m.cpu.es = m.cpu.ss = 0
     m.cpu.sp = BOOT_ADDRESS
     m.cpu.dl = 0x80
+    return m
+
+
+def firmware_machine(hda, floppy, memory_size, clock, writable, boot):
+    """Power on a PC with the bundled BIOS and the given disks."""
+    from emu import Machine
+    if not BIOS_IMAGE.is_file():
+        raise UsageError(f"booting disks needs the BIOS image {BIOS_IMAGE}, which is missing from "
+                         f"this installation")
+    if floppy:
+        raise UsageError("floppy images are not served yet: the BIOS's floppy interface is still "
+                         "being built (use --hda for a hard disk image)")
+    m = Machine(memory_size=max(memory_size, 1 << 20), clock=clock)
+    m.load_firmware(BIOS_IMAGE)
+    try:
+        m.attach_disk(hda, writable=writable)
+    except (OSError, ValueError) as e:
+        raise UsageError(str(e))
     return m
 
 
@@ -286,15 +342,30 @@ def cmd_run(args, stream=None):
         binary_out = TextBridge()
     if args.kernel and args.image:
         raise UsageError("give either an IMAGE or --kernel, not both")
-    if not args.kernel and not args.image:
-        raise UsageError("nothing to run: give an IMAGE or --kernel FILE")
+    hda = getattr(args, "hda", None)
+    floppy = getattr(args, "floppy", None)
+    if not args.kernel and not args.image and not hda and not floppy:
+        raise UsageError("nothing to run: give an IMAGE, --kernel FILE, --hda DISK or --floppy IMAGE")
+    memory_size = args.memory
+    clock = getattr(args, "clock", "virtual")
+    if args.image and not getattr(args, "flat", False):
+        kind, why = detect_image(args.image)
+        print(f"[visor86] {args.image}: {why}", file=sys.stderr)
+        if kind == "kernel":
+            args.kernel = args.image
+        elif kind == "floppy":
+            floppy = args.image
+        else:
+            hda = args.image
     if not args.kernel and (args.append or args.module):
         raise UsageError("--append, --initrd and --module go with --kernel")
-    memory_size = args.memory
     if args.kernel:
         m = kernel_machine(args, memory_size)
+    elif hda or floppy:
+        m = firmware_machine(hda, floppy, memory_size, clock, getattr(args, "writable", False),
+                             getattr(args, "boot", None))
     else:
-        m = flat_machine(load_boot_image(args.image), memory_size, getattr(args, "clock", "virtual"))
+        m = flat_machine(load_boot_image(args.image), memory_size, clock)
     serial = open_serial(args.serial, binary_out)
     m.com1.sink = serial.write
     m.port_handlers[DEBUG_CONSOLE_PORT] = ConsolePort(serial.write)
@@ -321,6 +392,7 @@ def cmd_demo(args, stream=None):
     args.append = None
     args.module = None
     args.serial = "stdio"
+    args.flat = True
     return cmd_run(args, stream)
 
 
@@ -337,7 +409,15 @@ def build_parser():
                          description="Boot a flat real-mode image loaded at 0000:7C00, or with --kernel a "
                                      "Multiboot v1 ELF32 kernel as qemu-system-i386 -kernel does. COM1 is "
                                      "the console; port 0xF4 ends the run with an exit status.")
-    run.add_argument("image", nargs="?", help="a flat real-mode image (e.g. a boot sector)")
+    run.add_argument("image", nargs="?", help="what to boot: a disk image, a floppy image, a boot "
+                                             "sector or a Multiboot kernel (detected)")
+    run.add_argument("--hda", metavar="DISK", help="a raw hard disk image (ATA primary master)")
+    run.add_argument("--floppy", metavar="IMAGE", help="a raw floppy image")
+    run.add_argument("--boot", choices=("a", "c"), help="boot from the floppy (a) or the hard disk (c)")
+    run.add_argument("--writable", action="store_true",
+                     help="let guest writes reach the disk image file (default: a private overlay)")
+    run.add_argument("--flat", action="store_true",
+                     help="IMAGE is a raw real-mode program: load it at 0000:7C00 and run it without firmware")
     run.add_argument("--kernel", metavar="FILE", help="a Multiboot (v1) ELF32 kernel")
     run.add_argument("--append", metavar="CMDLINE", help="the kernel command line")
     run.add_argument("--initrd", "--module", dest="module", action="append", metavar="FILE",

@@ -116,7 +116,7 @@ def test_serial_input_comes_from_stdin(tmp_path):
     from tests.asm import assemble
     image = tmp_path / "echo.bin"
     image.write_bytes(assemble(ECHO_GUEST))
-    r = subprocess.run([sys.executable, "-m", "emu.cli", "run", str(image)], input=b"hello\n",
+    r = subprocess.run([sys.executable, "-m", "emu.cli", "run", "--flat", str(image)], input=b"hello\n",
                        capture_output=True, timeout=300)
     assert r.stdout == b"HELLO"
     assert r.returncode == 7
@@ -151,7 +151,7 @@ def test_serial_over_tcp(tmp_path):
     t = threading.Thread(target=peer)
     t.start()
     port = server.getsockname()[1]
-    r = subprocess.run([sys.executable, "-m", "emu.cli", "run", str(image), "--serial",
+    r = subprocess.run([sys.executable, "-m", "emu.cli", "run", "--flat", str(image), "--serial",
                         f"tcp:127.0.0.1:{port}"], capture_output=True, timeout=300,
                        stdin=subprocess.DEVNULL)
     t.join(timeout=10)
