@@ -240,6 +240,22 @@ class Machine:
         self.disk_path = p
         self.board.reset_disk(len(data) // 512)
 
+    def page_walk(self, linear, access="read", user=None):
+        """Explain how the MMU translates ``linear`` now: each paging level's
+        entry and the bits that decide, then the physical address or the
+        #PF it would raise (emu.debug.PageWalk; prints as text, shows as HTML
+        in a notebook).  Reads only: no A/D bits are set."""
+        from emu.debug import page_walk
+        return page_walk(self, linear, access, user)
+
+    def disassemble(self, linear=None, count=10, bits=None):
+        """``count`` instructions from a linear address (default CS:EIP)."""
+        from emu.debug import disassemble
+        if linear is None:
+            c = self._state.cpu
+            linear = int(c[L.SEG_SLOTS + L.CS * L.SEG_STRIDE + L.SEG_BASE]) + int(c[L.EIP])
+        return disassemble(self, linear, count, bits)
+
     @property
     def instructions_retired(self):
         """Instructions retired since power-on."""
