@@ -138,6 +138,7 @@ class Machine:
             disk=np.zeros(0, np.uint8),
         )
         self.disk_path = None
+        self.firmware = None
         self.cpu = CpuView(self)
         self.memory = MemoryView(self)
         self.port_handlers = PortHandlers(self.board)
@@ -452,6 +453,21 @@ class Machine:
         s = self._state
         self.board.drain()
         return Snapshot(s.cpu.copy(), s.mem.copy(), s.pm.copy(), s.dev.copy())
+
+    def save(self, path):
+        """Save the whole machine to a file (versioned, checksummed; only
+        pages that are not all zero are stored).  Returns the number of
+        pages written.  Python devices and disk contents are not included."""
+        from emu.snapshot import save
+        return save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """A Machine in the state ``save`` wrote to ``path``; a corrupt,
+        truncated or foreign file raises emu.snapshot.SnapshotError and
+        nothing is built."""
+        from emu.snapshot import load
+        return load(path, cls)
 
     def restore(self, snapshot):
         if not isinstance(snapshot, Snapshot):

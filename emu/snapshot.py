@@ -1,0 +1,137 @@
+"""Snapshots in files: ``m.save(path)`` and ``Machine.load(path)``.
+
+The format (version 1), little-endian:
+
+    magic    8 bytes  b"VISOR86S"
+    version  u32      1
+    length   u32      bytes of the JSON header that follows
+    header   JSON     memory size, slot counts of this build, board settings,
+                      pending serial bytes, the list of saved pages
+    cpu      int64[cpu_slots]
+    dev      int64[dev_slots]
+    pages    4096 bytes for each page listed in the header (pages that are
+             all zero are not stored: they come back as zero)
+    digest   32 bytes SHA-256 of everything before it
+
+Loading reads and checks the whole file before it builds anything, so a
+corrupt, truncated or foreign file is refused with a message and no guest
+is half restored.  Devices written in Python (port handlers, MMIO devices)
+and attached disk images are not part of a snapshot.
+"""
+import hashlib
+import json
+import os
+import struct
+
+import numpy as np
+
+MAGIC = b"VISOR86S"
+VERSION = 1
+PAGE = 4096
+DIGEST = 32
+
+
+class SnapshotError(ValueError):
+    """A snapshot file that cannot be loaded; the message says why."""
+
+
+def save(machine, path):
+    """Write ``machine`` to ``path`` (atomically: a temporary file renamed)."""
+    if machine.disk_path is not None:
+        raise SnapshotError(f"{path}: this machine has a disk image attached ({machine.disk_path}); "
+                            f"snapshots to files do not hold disk contents yet")
+    machine.board.drain()
+    s = machine._state
+    mem = s.mem
+    pages = mem.reshape(-1, PAGE)
+    used = np.flatnonzero(pages.any(axis=1))
+    board = machine.board
+    header = {
+        "memory_size": int(len(mem)),
+        "cpu_slots": int(len(s.cpu)),
+        "dev_slots": int(len(s.dev)),
+        "ns_per_instruction": board.ns_per_instruction,
+        "rtc_epoch": board.rtc_epoch,
+        "clock": "host" if board.host_clock else "virtual",
+        "deliver_exceptions": machine.deliver_exceptions,
+        "serial_pending": {u.name: [bytes(u._received).hex(), bytes(u._waiting_input).hex()]
+                           for u in (board.com1, board.com2)},
+        "firmware": machine.firmware is not None,
+        "pages": [int(p) for p in used],
+    }
+    blob = json.dumps(header, sort_keys=True).encode()
+    h = hashlib.sha256()
+    tmp = f"{os.fspath(path)}.tmp"
+    with open(tmp, "wb") as f:
+        for part in (MAGIC, struct.pack("<II", VERSION, len(blob)), blob, s.cpu.tobytes(),
+                     s.dev.tobytes(), pages[used].tobytes()):
+            h.update(part)
+            f.write(part)
+        f.write(h.digest())
+    os.replace(tmp, path)
+    return len(used)
+
+
+def read(path):
+    """Read and check a snapshot file: (header, cpu, dev, pages) or SnapshotError."""
+    p = os.fspath(path)
+    try:
+        data = open(p, "rb").read()
+    except OSError as e:
+        raise SnapshotError(f"{p}: cannot read the snapshot ({e.strerror})")
+    if len(data) < len(MAGIC) + 8 + DIGEST or not data.startswith(MAGIC):
+        raise SnapshotError(f"{p}: not a visor86 snapshot (expected the magic {MAGIC!r} at the start)")
+    version, hlen = struct.unpack_from("<II", data, len(MAGIC))
+    if version != VERSION:
+        raise SnapshotError(f"{p}: snapshot format version {version}; this visor86 reads version {VERSION}")
+    if hashlib.sha256(data[:-DIGEST]).digest() != data[-DIGEST:]:
+        raise SnapshotError(f"{p}: the checksum does not match: the file is truncated or corrupt")
+    at = len(MAGIC) + 8
+    try:
+        header = json.loads(data[at:at + hlen])
+    except ValueError:
+        raise SnapshotError(f"{p}: the header is not valid JSON")
+    at += hlen
+    from emu.core.layout import CPU_SLOTS
+    from devices.chips.layout import DEV_SLOTS
+    if header.get("cpu_slots") != CPU_SLOTS or header.get("dev_slots") != DEV_SLOTS:
+        raise SnapshotError(f"{p}: made by a visor86 with another state layout "
+                            f"({header.get('cpu_slots')} CPU / {header.get('dev_slots')} device slots; "
+                            f"this one has {CPU_SLOTS} / {DEV_SLOTS})")
+    n_pages = len(header["pages"])
+    need = at + 8 * CPU_SLOTS + 8 * DEV_SLOTS + PAGE * n_pages + DIGEST
+    if need != len(data):
+        raise SnapshotError(f"{p}: {len(data)} bytes, but its header describes {need}")
+    cpu = np.frombuffer(data, np.int64, CPU_SLOTS, at).copy()
+    at += 8 * CPU_SLOTS
+    dev = np.frombuffer(data, np.int64, DEV_SLOTS, at).copy()
+    at += 8 * DEV_SLOTS
+    pages = np.frombuffer(data, np.uint8, PAGE * n_pages, at).reshape(n_pages, PAGE)
+    limit = header["memory_size"] // PAGE
+    if any(not 0 <= q < limit for q in header["pages"]):
+        raise SnapshotError(f"{p}: a saved page lies outside the snapshot's memory")
+    return header, cpu, dev, pages
+
+
+def load(path, machine_class):
+    """A new Machine in the state saved in ``path``."""
+    header, cpu, dev, pages = read(path)
+    m = machine_class(header["memory_size"], deliver_exceptions=header["deliver_exceptions"],
+                      ns_per_instruction=header["ns_per_instruction"], rtc_epoch=header["rtc_epoch"],
+                      clock=header["clock"])
+    s = m._state
+    s.cpu[:] = cpu
+    s.dev[:] = dev
+    mem = s.mem.reshape(-1, PAGE)
+    if len(header["pages"]):
+        mem[np.array(header["pages"], dtype=np.int64)] = pages
+    s.pm[:] = 0
+    m.board._write_mmio_table()
+    for u in (m.board.com1, m.board.com2):
+        received, waiting = header["serial_pending"][u.name]
+        u._received = bytearray(bytes.fromhex(received))
+        u._waiting_input = bytearray(bytes.fromhex(waiting))
+    if header["firmware"]:
+        m.firmware = bytes(s.mem[0xF0000:0x100000])
+    m._invalidate_decoded()
+    return m
