@@ -5,6 +5,7 @@ import time
 import numpy as np
 
 from emu.core import layout as L
+from emu.core.memory import PM_CODE, PM_DIRTY, PM_GEN_ONE
 from emu.cpu_view import CpuView
 from emu.memory_view import MemoryView
 
@@ -450,9 +451,15 @@ class Machine:
     # --- snapshots ------------------------------------------------------------------------
 
     def snapshot(self):
+        """An exact copy of the machine's state.  The dirty-page log starts
+        again from here, so ``restore`` of this snapshot copies back only the
+        pages written since (fast resets for fuzzing)."""
         s = self._state
         self.board.drain()
-        return Snapshot(s.cpu.copy(), s.mem.copy(), s.pm.copy(), s.dev.copy())
+        snap = Snapshot(s.cpu.copy(), s.mem.copy(), s.pm.copy(), s.dev.copy())
+        s.pm[:] &= ~PM_DIRTY
+        self._dirty_base = snap
+        return snap
 
     def save(self, path):
         """Save the whole machine to a file (versioned, checksummed; only
@@ -476,11 +483,22 @@ class Machine:
         if snapshot.mem.shape != s.mem.shape:
             raise ValueError(f"snapshot has {len(snapshot.mem)} bytes of RAM, this machine "
                              f"{len(s.mem)}: restore it into a Machine of the same size")
+        if getattr(self, "_dirty_base", None) is snapshot:
+            # only the pages written since this snapshot (or its last restore)
+            # differ: copy those back, and give them new generations so that
+            # instructions decoded from their later contents are not reused
+            dirty = np.flatnonzero(s.pm & PM_DIRTY)
+            if len(dirty):
+                s.mem.reshape(-1, PAGE)[dirty] = snapshot.mem.reshape(-1, PAGE)[dirty]
+                s.pm[dirty] = (s.pm[dirty] + PM_GEN_ONE) & ~(PM_CODE | PM_DIRTY)
+            s.tlb[:, 0] = 0
+        else:
+            s.mem[:] = snapshot.mem
+            s.pm[:] = snapshot.pm & ~PM_DIRTY
+            self._invalidate_decoded()
+            self._dirty_base = snapshot
         s.cpu[:] = snapshot.cpu
-        s.mem[:] = snapshot.mem
-        s.pm[:] = snapshot.pm
         s.dev[:] = snapshot.dev
-        self._invalidate_decoded()
 
     # --- internals ------------------------------------------------------------------------
 

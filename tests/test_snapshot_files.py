@@ -55,3 +55,28 @@ def test_bad_snapshot_files_are_refused(tmp_path):
             Machine.load(p)
     with pytest.raises(SnapshotError, match="cannot read"):
         Machine.load(tmp_path / "missing.snap")
+
+
+def test_fast_restore_copies_back_only_dirty_pages_and_forgets_modified_code():
+    """restore() of the latest snapshot copies back the pages written since
+    (the dirty log); a code page the guest rewrote runs its original bytes
+    again, not a stale decoded copy."""
+    m = Machine.flat32(memory_size=1 << 20)
+    # at 0x1000: inc eax ; mov byte [0x1000], 0x48 (dec eax) ; mov [0x20000], eax ; hlt
+    m.memory.write(0x1000, b"\x40" + b"\xc6\x05\x00\x10\x00\x00\x48" + b"\xa3\x00\x00\x02\x00" + b"\xf4")
+    m.cpu.eip = 0x1000
+    snap = m.snapshot()
+    whole = m.memory.read(0, 1 << 20)
+    for _ in range(3):
+        assert m.run(max_instructions=10).kind == "halt"
+        assert m.cpu.eax == 1 and m.memory.read(0x1000, 1) == b"\x48"
+        m.restore(snap)
+        assert m.memory.read(0, 1 << 20) == whole
+        assert m.cpu.eax == 0 and m.cpu.eip == 0x1000
+    # a snapshot that is not the latest: a whole copy, still exact
+    m.run(max_instructions=10)
+    other = m.snapshot()
+    m.restore(snap)
+    assert m.memory.read(0, 1 << 20) == whole
+    m.restore(other)
+    assert m.memory.read(0x1000, 1) == b"\x48" and m.cpu.eax == 1
