@@ -6,7 +6,10 @@ the instruction.  It is restartable: each element updates rSI/rDI/rCX as
 it completes, so a fault (or a port access handed to Python) leaves the
 registers at the element where it stopped and EIP on the instruction.
 After CHUNK elements the instruction yields (EIP stays, nothing faults) so
-a huge count cannot hold the host; the run loop comes straight back.
+a huge count cannot hold the host; the run loop comes straight back.  Each
+yield counts as an instruction, so an instruction budget of N bounds a
+guest's work at N x CHUNK elements: a guest spinning on REP STOSD with
+ECX=FFFFFFFFh gets its fair share of the host and no more.
 """
 from emu.core.jit import jit
 from emu.core.exceptions import raise_fault
@@ -18,7 +21,7 @@ from emu.core.layout import (FAULT, EAX, ECX, EDX, ESI, EDI, ES, DS, NEXT_EIP, I
                              D_ASIZE, D_SEGOVR, D_REP, D_S0, D_S1, FLAG_DF, FLAG_ZF, REP_NONE,
                              REP_E, REP_NE, VEC_GP)
 
-CHUNK = 1 << 16
+CHUNK = 1024
 
 OP_MOVS, OP_CMPS, OP_SCAS, OP_LODS, OP_STOS, OP_INS, OP_OUTS = 0, 1, 2, 3, 4, 5, 6
 
