@@ -339,6 +339,9 @@ class Board:
         from devices.chips import pit8254, uart16550, rtc_cmos, kbc8042, ata
         dev = self.dev
         rom = int(dev[D.ROM_LOCKED])          # the BIOS ROM stays a ROM across resets
+        # CMOS RAM is battery-backed: its configuration bytes (floppy type,
+        # boot order, ...) survive a reset; the clock registers do not matter
+        cmos = dev[D.RTC_RAM + 0x0E:D.RTC_RAM + 0x80].copy()
         dev[:] = 0
         dev[D.ROM_LOCKED] = rom
         dev[D.CLK_NS_PER_INSN] = self.ns_per_instruction
@@ -354,6 +357,8 @@ class Board:
         ata.reset(dev, *disk_geometry(disk_sectors))
         for p in (0, 1):
             dev[D.PIC_BASE + p * D.PIC_STRIDE + D.PIC_LOWEST] = 7
+        if cmos.any():
+            dev[D.RTC_RAM + 0x0E:D.RTC_RAM + 0x80] = cmos
         self._set_cmos_memory(memory_size)
         for u in (self.com1, self.com2):
             u._waiting_input.clear()
@@ -375,8 +380,19 @@ class Board:
         for index, value in ((0x15, base_kib), (0x17, ext_kib), (0x30, ext_kib), (0x34, above16)):
             dev[cmos + index] = value & 0xFF
             dev[cmos + index + 1] = value >> 8
-        dev[cmos + 0x14] = 0x06        # equipment: no floppy, FPU absent bit clear, VGA
-        dev[cmos + 0x32] = 0x20        # century (BCD)
+        if not dev[cmos + 0x32]:       # first power-on: the defaults
+            dev[cmos + 0x14] = 0x06    # equipment: no floppy, FPU absent bit clear, VGA
+            dev[cmos + 0x32] = 0x20    # century (BCD)
+
+    def cmos(self, index):
+        """A byte of CMOS RAM (0-127)."""
+        return int(self.dev[D.RTC_RAM + (index & 0x7F)])
+
+    def set_cmos(self, index, value):
+        """Set a byte of CMOS RAM from Python (configuration bytes the BIOS reads)."""
+        if not 0x0E <= index <= 0x7F:
+            raise ValueError(f"CMOS byte {index:#x}: only configuration bytes 0Eh-7Fh are set from Python")
+        self.dev[D.RTC_RAM + index] = value & 0xFF
 
     def note_a20(self, enabled):
         """Python set the A20 gate: the 8042 output port and port 0x92 show it."""

@@ -8,8 +8,9 @@
 
 Exit status: what the guest wrote to the debug-exit port (0xF4) as
 (value << 1) | 1, like QEMU's isa-debug-exit; 0 when the guest halts for
-good, shuts down (triple fault) or resets; 124 when --max-instructions ran
-out; 2 for bad input (a missing or malformed image, a bad option).
+good, shuts down (triple fault) or resets; 1 when the BIOS finds nothing to
+boot; 124 when --max-instructions ran out; 2 for bad input (a missing or
+malformed image, a bad option).
 """
 import argparse
 import os
@@ -20,11 +21,14 @@ import socket
 import sys
 import time
 
+from devices.host.firmware_disk import floppy_geometry
+
 DEMO_IMAGE = pathlib.Path(__file__).resolve().parent.parent / "firmware" / "demo" / "hello.bin"
 DEBUG_CONSOLE_PORT = 0xE9      # Bochs/QEMU-style debug console: OUT writes a character
 BOOT_ADDRESS = 0x7C00
 CHUNK = 1_000_000              # instructions between looks at host input
 EXIT_BUDGET = 124
+EXIT_NO_BOOT = 1               # the BIOS found no bootable drive
 
 
 class UsageError(Exception):
@@ -191,8 +195,6 @@ def parse_memory(text):
 
 BIOS_IMAGE = pathlib.Path(__file__).resolve().parent.parent / "firmware" / "bios" / "bios.bin"
 # raw floppy images, by size (160 KiB to 2.88 MB)
-FLOPPY_SIZES = {163840: "160 KiB", 184320: "180 KiB", 327680: "320 KiB", 368640: "360 KiB",
-                737280: "720 KiB", 1228800: "1.2 MB", 1474560: "1.44 MB", 2949120: "2.88 MB"}
 BOOT_SIGNATURE = b"\x55\xaa"
 ELF_MAGIC = b"\x7fELF"
 
@@ -212,8 +214,8 @@ def detect_image(path):
         head = f.read(512)
     if head.startswith(ELF_MAGIC):
         return "kernel", "an ELF file: booting it as a Multiboot kernel"
-    if size in FLOPPY_SIZES:
-        return "floppy", f"a {FLOPPY_SIZES[size]} floppy image"
+    if floppy_geometry(size) is not None:
+        return "floppy", f"a {size // 1024} KiB floppy image"
     if size % 512 == 0 and head[510:512] == BOOT_SIGNATURE:
         if size == 512:
             return "disk", "a boot sector (one 512-byte sector with the 55AA signature), as a hard disk"
@@ -258,16 +260,13 @@ def firmware_machine(hda, floppy, memory_size, clock, writable, boot):
     if not BIOS_IMAGE.is_file():
         raise UsageError(f"booting disks needs the BIOS image {BIOS_IMAGE}, which is missing from "
                          f"this installation")
-    if floppy:
-        raise UsageError("floppy images are not served yet: the BIOS's floppy interface is still "
-                         "being built (use --hda for a hard disk image)")
-    m = Machine(memory_size=max(memory_size, 1 << 20), clock=clock)
-    m.load_firmware(BIOS_IMAGE)
+    if boot:
+        boot = {"a": "ac", "c": "ca"}.get(boot, boot)          # the named drive first, then the other
     try:
-        m.attach_disk(hda, writable=writable)
+        return Machine.pc(hda, floppy=floppy, memory_size=max(memory_size, 1 << 20), boot=boot,
+                          writable=writable, clock=clock, bios=BIOS_IMAGE)
     except (OSError, ValueError) as e:
         raise UsageError(str(e))
-    return m
 
 
 def kernel_machine(args, memory_size):
@@ -285,20 +284,30 @@ def kernel_machine(args, memory_size):
 
 # --- running -----------------------------------------------------------------------------------
 
-def run_guest(m, serial, max_instructions):
-    """Run until the guest ends, feeding host input to COM1 between chunks."""
+def run_guest(m, serial, max_instructions, reboot=False):
+    """Run until the guest ends, feeding host input to COM1 between chunks
+    (and, on the host clock, while the guest sleeps in HLT).  With
+    ``reboot``, a guest that resets the machine starts again from the BIOS."""
     left = max_instructions
-    while True:
-        chunk = CHUNK if left is None else min(CHUNK, left)
-        e = m.run(max_instructions=chunk)
+
+    def feed():
         data = serial.poll()
         if data:
             m.com1.send(data)
+    m.idle_hook = feed
+    while True:
+        chunk = CHUNK if left is None else min(CHUNK, left)
+        e = m.run(max_instructions=chunk)
+        feed()
         if left is not None:
             left -= e.instructions
         if e.kind == "budget":
             if left is not None and left <= 0:
                 return e
+            continue
+        if e.kind == "reset" and reboot:
+            print("\n[visor86] the guest reset the machine: rebooting", file=sys.stderr)
+            m.reset()
             continue
         if e.kind == "halt" and m.cpu.eflags & (1 << 9):
             # waiting for an interrupt that only host input can bring
@@ -366,20 +375,48 @@ def cmd_run(args, stream=None):
                              getattr(args, "boot", None))
     else:
         m = flat_machine(load_boot_image(args.image), memory_size, clock)
+    screen = getattr(args, "screen", None)
+    if screen and screen != "-" and not pathlib.Path(screen).resolve().parent.is_dir():
+        raise UsageError(f"--screen {screen}: the directory {pathlib.Path(screen).parent} does not exist")
     serial = open_serial(args.serial, binary_out)
     m.com1.sink = serial.write
     m.port_handlers[DEBUG_CONSOLE_PORT] = ConsolePort(serial.write)
+    with_bios = m.firmware is not None
     t = time.perf_counter()
     start = m.instructions_retired
     try:
-        e = run_guest(m, serial, args.max_instructions)
+        e = run_guest(m, serial, args.max_instructions, reboot=with_bios)
     except KeyboardInterrupt:
         print("\n[visor86] interrupted", file=sys.stderr)
         return 130
     finally:
         serial.close()
+        if screen:
+            save_screen(m, screen, out)
     report(e, time.perf_counter() - t, m.instructions_retired - start)
+    if with_bios and e.kind == "halt" and m.cpu.cs == 0xF000:
+        # halted inside the BIOS: INT 18h, nothing could be booted (it said why on the console)
+        print("[visor86] the BIOS found nothing it could boot", file=sys.stderr)
+        return EXIT_NO_BOOT
     return exit_status(e)
+
+
+def save_screen(m, where, out):
+    """--screen: the text screen at exit, as a PNG picture, a text file, or on stdout (-)."""
+    if where == "-":
+        out.write("\n" + m.screen.text() + "\n")
+        out.flush()
+        return
+    p = pathlib.Path(where)
+    try:
+        if p.suffix.lower() == ".png":
+            m.screen.save_png(p)
+        else:
+            p.write_text(m.screen.text() + "\n", encoding="utf-8")
+    except OSError as e:
+        print(f"emu: --screen {where}: cannot write the screen ({e.strerror})", file=sys.stderr)
+        return
+    print(f"[visor86] screen saved to {p}", file=sys.stderr)
 
 
 def cmd_demo(args, stream=None):
@@ -400,6 +437,7 @@ def build_parser():
     p = argparse.ArgumentParser(prog="emu", description="visor86: an x86 software hypervisor",
                                 epilog="exit status: the guest's debug-exit status ((value << 1) | 1 "
                                        "written to port 0xF4), 0 when it halts, shuts down or resets, "
+                                       "1 when the BIOS finds nothing to boot, "
                                        "124 when --max-instructions runs out, 2 for bad input")
     from emu import __version__
     p.add_argument("--version", action="version", version=f"visor86 {__version__}")
@@ -428,6 +466,9 @@ def build_parser():
     run.add_argument("--serial", default="stdio", metavar="stdio|none|file:PATH|tcp:HOST:PORT",
                      help="where COM1 goes (default stdio; input comes from stdin)")
     for s in (demo, run):
+        s.add_argument("--screen", metavar="PATH.png|PATH.txt|-",
+                       help="at exit, save the 80x25 text screen as a PNG picture or a text file, "
+                            "or print it (-)")
         s.add_argument("--memory", type=parse_memory, default=None, metavar="SIZE",
                        help="guest RAM, e.g. 64M or 1G (default 16M; 64M with --kernel)")
         s.add_argument("--max-instructions", type=int, default=None, metavar="N",

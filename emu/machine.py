@@ -2,6 +2,8 @@
 from dataclasses import dataclass
 import time
 
+import pathlib
+
 import numpy as np
 
 from emu.core import layout as L
@@ -18,6 +20,10 @@ PAGE = 4096
 
 # CPUID signature this core reports in EDX at reset and in CPUID leaf 1 EAX
 RESET_EDX_SIGNATURE = 0x00000633   # = emu.core.isa.system.CPUID_SIGNATURE
+
+
+# the BIOS shipped with visor86 (built from firmware/bios/bios.asm)
+BUNDLED_BIOS = pathlib.Path(__file__).resolve().parent.parent / "firmware" / "bios" / "bios.bin"
 
 
 @dataclass(frozen=True)
@@ -140,6 +146,10 @@ class Machine:
         )
         self.disk_path = None
         self.firmware = None
+        self.floppy = None                # devices.host.firmware_disk.FirmwareDisk once a floppy is in
+        # called with no arguments whenever a run sleeps through HLT on the
+        # host clock: where a front end feeds host input (keys) to the guest
+        self.idle_hook = None
         self.cpu = CpuView(self)
         self.memory = MemoryView(self)
         self.port_handlers = PortHandlers(self.board)
@@ -196,6 +206,31 @@ class Machine:
         m.multiboot = plan
         return m
 
+    @classmethod
+    def pc(cls, hda=None, *, floppy=None, memory_size=16 << 20, boot=None, writable=False,
+           bios=None, **options):
+        """A PC powered on with visor86's BIOS (firmware/bios/bios.bin): the
+        CPU at the reset vector, ``hda`` (a raw disk image) as the ATA
+        primary master, ``floppy`` as drive A:.  ``boot`` is the order the
+        BIOS tries ("ac": floppy then disk, the default; "ca"; "a"; "c").
+        Disk writes stay in a private copy unless ``writable``.  Run it and
+        the BIOS boots the first bootable drive::
+
+            m = Machine.pc("disk.img")
+            m.run(max_instructions=50_000_000)
+            print(m.screen.text())
+        """
+        m = cls(memory_size=memory_size, **options)
+        m.load_firmware(BUNDLED_BIOS if bios is None else bios)
+        if hda is not None:
+            m.attach_disk(hda, writable=writable)
+        if floppy is not None:
+            m.attach_floppy(floppy, writable=writable)
+        if boot is not None:
+            m.set_boot_order(boot)
+        m.reset()
+        return m
+
     def load_firmware(self, image):
         """A 64 KiB system BIOS (bytes, or the path of the image) at physical
         F0000-FFFFF, read-only as a ROM, and visible again at FFFF0000 so the
@@ -241,6 +276,36 @@ class Machine:
         self._disk_map = data
         self.disk_path = p
         self.board.reset_disk(len(data) // 512)
+
+    def attach_floppy(self, path, *, writable=False):
+        """A floppy image (160 KB to 2.88 MB) as drive A:, served to the BIOS
+        through the firmware disk port (devices/host/firmware_disk.py).
+        Writes go to a private copy-on-write map unless ``writable``.  The
+        CMOS floppy type and equipment bytes say the drive is there."""
+        from devices.host.firmware_disk import FirmwareDisk, PORTS
+        if self.floppy is None:
+            device = FirmwareDisk(self)
+            device.insert(0, path, writable=writable)      # checks the image before wiring anything
+            self.board.attach(device, PORTS)
+            self.floppy = device
+        else:
+            self.floppy.insert(0, path, writable=writable)
+        cmos_type = self.floppy.geometry(0)[3]
+        self.board.set_cmos(0x10, cmos_type << 4)            # drive A: type in the high nibble
+        self.board.set_cmos(0x14, self.board.cmos(0x14) | 0x01)
+
+    def set_boot_order(self, order):
+        """Which drives the BIOS tries, in order: a string of "a" (floppy)
+        and "c" (hard disk), as QEMU's -boot takes it.  Kept in CMOS 3Dh."""
+        codes = {"a": 1, "c": 2}
+        order = str(order).lower()
+        if not 1 <= len(order) <= 2 or any(ch not in codes for ch in order) or len(set(order)) != len(order):
+            raise ValueError(f"boot order {order!r}: expected 'a', 'c', 'ac' or 'ca' "
+                             f"(a = floppy, c = hard disk)")
+        value = 0
+        for i, ch in enumerate(order):
+            value |= codes[ch] << (4 * i)
+        self.board.set_cmos(0x3D, value)
 
     def page_walk(self, linear, access="read", user=None):
         """Explain how the MMU translates ``linear`` now: each paging level's
@@ -365,6 +430,8 @@ class Machine:
                 if wait is not None:
                     # halted on the host clock: sleep until the next device event
                     time.sleep(min(wait, 50_000_000) / 1e9)
+                    if self.idle_hook is not None:
+                        self.idle_hook()
                     continue
             done = int(c[L.ICOUNT]) - start
             kind = L.EXIT_NAMES[reason]

@@ -40,6 +40,10 @@ def save(machine, path):
     if machine.disk_path is not None:
         raise SnapshotError(f"{path}: this machine has a disk image attached ({machine.disk_path}); "
                             f"snapshots to files do not hold disk contents yet")
+    if machine.floppy is not None:
+        raise SnapshotError(f"{path}: this machine has a floppy image attached "
+                            f"({machine.floppy.paths.get(0)}); snapshots to files do not hold disk "
+                            f"contents yet")
     machine.board.drain()
     s = machine._state
     mem = s.mem

@@ -159,7 +159,12 @@ def chip_read(g, chip, port, now):
     if chip == CHIP_RTC:
         return rtc_cmos.read_port(dev, port & 1, now)
     if chip == CHIP_KBC:
-        return kbc8042.read_port(dev, port & 4)
+        v = kbc8042.read_port(dev, port & 4)
+        if port & 4 == 0:
+            # reading the output buffer empties it before the next queued byte
+            # is loaded: IRQ 1 falls and rises again, an edge for each byte
+            pic8259.set_irq(dev, IRQ_KEYBOARD, 0)
+        return v
     if chip == CHIP_PORT92:
         return dev[PORT92_VALUE] & ~PORT92_RESET
     if chip == CHIP_ATA:
