@@ -23,7 +23,7 @@ import time
 
 from devices.host.firmware_disk import floppy_geometry
 
-DEMO_IMAGE = pathlib.Path(__file__).resolve().parent.parent / "firmware" / "demo" / "hello.bin"
+DEMO_IMAGE = pathlib.Path(__file__).resolve().parent.parent / "firmware" / "demo" / "demo86.img"
 DEBUG_CONSOLE_PORT = 0xE9      # Bochs/QEMU-style debug console: OUT writes a character
 BOOT_ADDRESS = 0x7C00
 CHUNK = 1_000_000              # instructions between looks at host input
@@ -423,14 +423,21 @@ def cmd_demo(args, stream=None):
     if not DEMO_IMAGE.is_file():
         raise UsageError(f"the demo image {DEMO_IMAGE} is missing from this installation")
     print("[visor86] booting the demo guest (the first run compiles the CPU core; later runs start "
-          "from the cache)", file=sys.stderr)
-    args.image = str(DEMO_IMAGE)
+          "from the cache). Type at the prompt; 'halt' ends it.", file=sys.stderr)
+    args.image = None
+    args.hda = str(DEMO_IMAGE)
+    args.floppy = None
     args.kernel = None
     args.append = None
     args.module = None
     args.serial = "stdio"
-    args.flat = True
-    return cmd_run(args, stream)
+    args.flat = False
+    args.writable = False
+    args.boot = None
+    status = cmd_run(args, stream)
+    # the guest's `halt` command leaves through the debug-exit port with 0,
+    # which reads as status 1: for the demo that is the normal end
+    return 0 if status == 1 else status
 
 
 def build_parser():
@@ -442,7 +449,13 @@ def build_parser():
     from emu import __version__
     p.add_argument("--version", action="version", version=f"visor86 {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    demo = sub.add_parser("demo", help="boot the bundled demo guest")
+    demo = sub.add_parser("demo", help="boot the bundled demo guest",
+                          description="Boot the demo guest (firmware/demo/demo86.asm) with the BIOS: a "
+                                      "banner, an uptime counter and a prompt. COM1 is the console: "
+                                      "type help, ticks, mem, time, reboot or halt.")
+    demo.add_argument("--clock", choices=("virtual", "host"), default="host",
+                      help="device time: 'host' follows the wall clock (the default here, so the "
+                           "uptime is real); 'virtual' follows retired instructions")
     run = sub.add_parser("run", help="boot a flat real-mode image (at 0000:7C00) or a multiboot kernel",
                          description="Boot a flat real-mode image loaded at 0000:7C00, or with --kernel a "
                                      "Multiboot v1 ELF32 kernel as qemu-system-i386 -kernel does. COM1 is "

@@ -57,11 +57,6 @@ def test_protected_mode_guest_walks_the_rings():
     assert (m.memory.read_u8(gdt_base + 0x28 + 5) & 0xF) == 0xB
 
 
-def test_cli_demo_prints_the_guest_output(capsys):
-    assert cli_main(["demo"]) == 0
-    assert "primes below 100: 2 3 5" in capsys.readouterr().out
-
-
 def test_cli_run_refuses_what_is_not_an_image(tmp_path):
     missing = tmp_path / "nothing.img"
     assert cli_main(["run", str(missing)]) == 2

@@ -776,14 +776,22 @@ kb_enqueue:
         ret
 
 ; Bytes received on COM1 become keystrokes (DS = BDA): LF and CR are Enter,
-; DEL is Backspace, the scan code comes from the US layout.
+; DEL is Backspace, the scan code comes from the US layout.  Only as many as
+; the keyboard buffer has room for are taken: nothing typed is dropped.
 kb_poll_serial:
         push    ax
         push    bx
         push    dx
         push    cx
         mov     cx, 64                            ; at most a FIFO's worth per call
-.next:  mov     dx, PORT_COM1 + UART_LSR
+.next:  mov     bx, [BDA_KB_TAIL]                 ; a full buffer: the rest waits in the UART
+        add     bx, 2
+        cmp     bx, [BDA_KB_END]
+        jb      .room
+        mov     bx, [BDA_KB_START]
+.room:  cmp     bx, [BDA_KB_HEAD]
+        je      .done
+        mov     dx, PORT_COM1 + UART_LSR
         in      al, dx
         cmp     al, 0FFh                          ; no UART
         je      .done
