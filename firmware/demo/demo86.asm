@@ -133,6 +133,7 @@ timer_hook:
         mul     ecx
         mov     ecx, 182
         div     ecx
+        mov     ebx, eax                ; seconds
         mov     dx, SCREEN_SEG
         mov     es, dx
         mov     di, UPTIME_COLUMN * 2
@@ -147,7 +148,6 @@ timer_hook:
         jmp     .label
 .number:
         ; five digits, right aligned, then " s"
-        mov     ebx, eax
         add     di, 8
         mov     cx, 5
 .digit: xor     edx, edx
