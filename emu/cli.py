@@ -284,10 +284,12 @@ def kernel_machine(args, memory_size):
 
 # --- running -----------------------------------------------------------------------------------
 
-def run_guest(m, serial, max_instructions, reboot=False):
+def run_guest(m, serial, max_instructions, reboot=False, gdb=None):
     """Run until the guest ends, feeding host input to COM1 between chunks
     (and, on the host clock, while the guest sleeps in HLT).  With
-    ``reboot``, a guest that resets the machine starts again from the BIOS."""
+    ``reboot``, a guest that resets the machine starts again from the BIOS.
+    With ``gdb`` (an emu.gdbstub.GdbStub), a debugger that connects takes
+    over until it detaches."""
     left = max_instructions
 
     def feed():
@@ -296,6 +298,12 @@ def run_guest(m, serial, max_instructions, reboot=False):
             m.com1.send(data)
     m.idle_hook = feed
     while True:
+        if gdb is not None and not gdb.detached and (gdb.conn is not None or gdb.accept(timeout=0)):
+            print("[visor86] gdb connected", file=sys.stderr)
+            e = gdb.serve()
+            if e is not None:
+                return e
+            print("[visor86] gdb detached; the guest runs on", file=sys.stderr)
         chunk = CHUNK if left is None else min(CHUNK, left)
         e = m.run(max_instructions=chunk)
         feed()
@@ -382,15 +390,30 @@ def cmd_run(args, stream=None):
     m.com1.sink = serial.write
     m.port_handlers[DEBUG_CONSOLE_PORT] = ConsolePort(serial.write)
     with_bios = m.firmware is not None
+    gdb = None
+    if getattr(args, "gdb", None):
+        from emu.gdbstub import GdbStub
+        try:
+            gdb = GdbStub(m, args.gdb)
+        except OSError as e:
+            raise UsageError(f"--gdb {args.gdb}: cannot listen ({e.strerror})")
+        print(f"[visor86] gdb stub on port {gdb.port}: in gdb, `target remote :{gdb.port}`", file=sys.stderr)
+        if args.wait_gdb:
+            print("[visor86] waiting for gdb before the first instruction", file=sys.stderr)
+            gdb.accept()              # run_guest serves it before anything runs
+    elif getattr(args, "wait_gdb", False):
+        raise UsageError("--wait-gdb goes with --gdb tcp::PORT")
     t = time.perf_counter()
     start = m.instructions_retired
     try:
-        e = run_guest(m, serial, args.max_instructions, reboot=with_bios)
+        e = run_guest(m, serial, args.max_instructions, reboot=with_bios, gdb=gdb)
     except KeyboardInterrupt:
         print("\n[visor86] interrupted", file=sys.stderr)
         return 130
     finally:
         serial.close()
+        if gdb is not None:
+            gdb.shutdown()
         if screen:
             save_screen(m, screen, out)
     report(e, time.perf_counter() - t, m.instructions_retired - start)
@@ -478,6 +501,10 @@ def build_parser():
                           "default); 'host' follows the wall clock")
     run.add_argument("--serial", default="stdio", metavar="stdio|none|file:PATH|tcp:HOST:PORT",
                      help="where COM1 goes (default stdio; input comes from stdin)")
+    run.add_argument("--gdb", metavar="tcp::PORT",
+                     help="serve a GDB remote stub on this TCP port (gdb: target remote :PORT)")
+    run.add_argument("--wait-gdb", action="store_true",
+                     help="with --gdb: wait for gdb to connect before the first instruction")
     for s in (demo, run):
         s.add_argument("--screen", metavar="PATH.png|PATH.txt|-",
                        help="at exit, save the 80x25 text screen as a PNG picture or a text file, "

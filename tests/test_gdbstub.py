@@ -1,0 +1,89 @@
+"""The GDB remote stub (emu/gdbstub.py): GNU gdb in batch mode drives
+`emu run --gdb` on a test kernel; malformed packets get clear replies and
+the session goes on."""
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import threading
+
+from emu import Machine
+from emu.gdbstub import GdbStub, checksum
+from tests.peers import needs, require
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+KERNEL = ROOT / "firmware" / "kernels" / "timer.elf"
+
+
+@needs("gdb")
+def test_gdb_breaks_at_a_symbol_reads_registers_and_memory_and_steps():
+    require("gdb")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    guest = subprocess.Popen([sys.executable, "-m", "emu.cli", "run", str(KERNEL), "--gdb", "tcp::0",
+                              "--wait-gdb"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    line = guest.stderr.readline()                          # wait until the stub listens
+    while b"gdb stub on port" not in line:
+        assert line, guest.stderr.read()
+        line = guest.stderr.readline()
+    port = int(line.split(b"gdb stub on port ")[1].split(b":")[0])      # tcp::0 picked a free port
+    try:
+        gdb = subprocess.run(
+            ["gdb", "-batch", "-nx", "-ex", f"target remote :{port}", "-ex", "break irq0_handler",
+             "-ex", "continue", "-ex", "info registers eip", "-ex", "x/2xb irq0_handler",
+             "-ex", "stepi", "-ex", "info registers eip esp", "-ex", "detach", str(KERNEL)],
+            capture_output=True, text=True, timeout=120)
+        out, err = guest.communicate(timeout=120)
+    finally:
+        guest.kill()
+    text = gdb.stdout
+    assert "Breakpoint 1, 0x00100e8d in irq0_handler ()" in text, text + gdb.stderr
+    assert "eip            0x100e8d" in text
+    elf = KERNEL.read_bytes()
+    assert "0x100e8d <irq0_handler>:\t0x50\t0xb0" in text            # push eax; mov al, ...
+    assert elf.find(bytes([0x50, 0xB0, 0x0B])) >= 0
+    assert "eip            0x100e8e" in text                           # one instruction later
+    assert "[Inferior 1 (Remote target) detached]" in text
+    assert guest.returncode == 1                                       # the kernel ran on to its end
+    assert out == (KERNEL.with_suffix(".expected")).read_bytes()
+
+
+def packet(text):
+    data = text.encode()
+    return b"$" + data + b"#" + f"{checksum(data):02x}".encode()
+
+
+def talk(sock, raw):
+    sock.sendall(raw)
+    data = b""
+    while True:
+        data += sock.recv(4096)
+        if data.startswith(b"-"):
+            return data
+        if b"#" in data and len(data) >= data.index(b"#") + 3:
+            return data
+
+
+def test_malformed_packets_get_clear_replies_and_the_session_goes_on():
+    m = Machine.from_multiboot(KERNEL, memory_size=8 << 20)
+    stub = GdbStub(m, "tcp::0")
+    t = threading.Thread(target=lambda: (stub.accept(), stub.serve()), daemon=True)
+    t.start()
+    sock = socket.create_connection(("127.0.0.1", stub.port), timeout=10)
+    try:
+        assert talk(sock, b"$?#00") == b"-"                            # bad checksum: NAK
+        assert talk(sock, packet("?")) == b"+" + packet("S05")
+        assert talk(sock, packet("vBogus")) == b"+$#00"               # unknown: empty reply
+        assert talk(sock, packet("mzz,4")) == b"+" + packet("E01")     # malformed address
+        assert talk(sock, packet("m7fffff00,4")) == b"+" + packet("E14")   # outside RAM
+        assert talk(sock, packet("M100000,2:41")) == b"+" + packet("E01")  # length mismatch
+        reply = talk(sock, packet("m100010,2"))                        # _start, still fine
+        assert reply == b"+" + packet(m.memory.read(0x100010, 2).hex())
+        regs = talk(sock, packet("g"))
+        eip = int.from_bytes(bytes.fromhex(regs[2:-3].decode()[64:72]), "little")
+        assert eip == m.cpu.eip
+        assert talk(sock, packet("s")).startswith(b"+$T05")
+        assert talk(sock, packet("D")) == b"+" + packet("OK")
+    finally:
+        sock.close()
+        t.join(10)
