@@ -406,7 +406,10 @@ def cmd_run(args, stream=None):
     t = time.perf_counter()
     start = m.instructions_retired
     try:
-        e = run_guest(m, serial, args.max_instructions, reboot=with_bios, gdb=gdb)
+        if getattr(args, "trace", None):
+            e = trace_guest(m, serial, args)
+        else:
+            e = run_guest(m, serial, args.max_instructions, reboot=with_bios, gdb=gdb)
     except KeyboardInterrupt:
         print("\n[visor86] interrupted", file=sys.stderr)
         return 130
@@ -422,6 +425,50 @@ def cmd_run(args, stream=None):
         print("[visor86] the BIOS found nothing it could boot", file=sys.stderr)
         return EXIT_NO_BOOT
     return exit_status(e)
+
+
+def trace_guest(m, serial, args):
+    """--trace: run one instruction at a time, writing a line for each (and
+    for interrupts, exceptions and port I/O) to the trace file or stderr (-)."""
+    from emu.trace import Tracer
+    start = end = None
+    if args.trace_range:
+        try:
+            lo, hi = args.trace_range.split(":")
+            start, end = int(lo, 16), int(hi, 16)
+        except ValueError:
+            raise UsageError(f"--trace-range {args.trace_range}: expected START:END in hex, e.g. 100000:101000")
+    out = sys.stderr if args.trace == "-" else None
+    try:
+        if out is None:
+            out = open(args.trace, "w", encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"--trace {args.trace}: cannot write ({e.strerror})")
+    tracer = Tracer(m)
+    lines = []
+    try:
+        for i, record in enumerate(tracer.records(args.max_instructions, start, end, args.trace_cpl,
+                                                  args.trace_first)):
+            if args.trace_last is not None:
+                lines.append(str(record))
+                continue
+            out.write(str(record) + "\n")
+            if i % 10_000 == 0:
+                data = serial.poll()
+                if data:
+                    m.com1.send(data)
+        if args.trace_last is not None:
+            starts = [i for i, line in enumerate(lines) if not line.startswith(" " * 9)]
+            keep = lines[starts[-args.trace_last]:] if len(starts) > args.trace_last else lines
+            out.write("\n".join(keep) + ("\n" if keep else ""))
+    finally:
+        if out is not sys.stderr:
+            out.close()
+    e = tracer.exit
+    if e is None or (e.kind == "budget" and args.max_instructions is None):
+        from emu.machine import Exit
+        e = Exit("budget", 0)
+    return e
 
 
 def save_screen(m, where, out):
@@ -501,6 +548,13 @@ def build_parser():
                           "default); 'host' follows the wall clock")
     run.add_argument("--serial", default="stdio", metavar="stdio|none|file:PATH|tcp:HOST:PORT",
                      help="where COM1 goes (default stdio; input comes from stdin)")
+    run.add_argument("--trace", metavar="FILE",
+                     help="write a line per instruction (address, bytes, disassembly, what changed; "
+                          "interrupts, exceptions, port I/O) to FILE, or to stderr with -")
+    run.add_argument("--trace-range", metavar="START:END", help="trace only linear addresses in [START, END) (hex)")
+    run.add_argument("--trace-cpl", type=int, choices=(0, 1, 2, 3), help="trace only at this privilege level")
+    run.add_argument("--trace-first", type=int, metavar="N", help="stop after tracing N instructions")
+    run.add_argument("--trace-last", type=int, metavar="N", help="keep only the last N traced instructions")
     run.add_argument("--gdb", metavar="tcp::PORT",
                      help="serve a GDB remote stub on this TCP port (gdb: target remote :PORT)")
     run.add_argument("--wait-gdb", action="store_true",

@@ -307,6 +307,16 @@ class Machine:
             value |= codes[ch] << (4 * i)
         self.board.set_cmos(0x3D, value)
 
+    def trace(self, max_instructions=1000, *, start=None, end=None, cpl=None, first=None, last=None):
+        """Run up to ``max_instructions`` one at a time and return what
+        happened as emu.trace.TraceRecord objects (print them for a trace):
+        each instruction with its address, bytes, disassembly and the
+        registers and flags it changed, and the interrupts, exceptions and
+        port I/O around them.  Filters: linear address range [start, end),
+        privilege level ``cpl``, the ``first`` or ``last`` N instructions."""
+        from emu.trace import Tracer
+        return Tracer(self).run(max_instructions, start=start, end=end, cpl=cpl, first=first, last=last)
+
     def page_walk(self, linear, access="read", user=None):
         """Explain how the MMU translates ``linear`` now: each paging level's
         entry and the bits that decide, then the physical address or the

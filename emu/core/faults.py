@@ -15,7 +15,8 @@ from emu.core.layout import (CS, SS, ESP, EIP, CPL, FAULT, FAULT_ERR, INSN_EIP, 
                              FLAG_RF, FLAG_VM, FLAG_AC, VEC_DF, VEC_GP, VEC_NP, VEC_SS, VEC_TS,
                              VEC_PF, VEC_DE, NO_ERROR_CODE, HALTED, DELIVERING, EXIT_REASON,
                              EXIT_SHUTDOWN, EXIT_EXCEPTION, EXIT_VECTOR, EXIT_ERROR, OPTIONS,
-                             OPT_STOP_ON_EXCEPTION, EFLAGS, DESC_SCRATCH)
+                             OPT_STOP_ON_EXCEPTION, EFLAGS, DESC_SCRATCH, EVENT_COUNT,
+                             LAST_EVENT_VECTOR, LAST_EVENT_KIND, LAST_EVENT_ERROR)
 
 # how an event reached the CPU: decides the return EIP, the DPL check and EXT
 EVENT_FAULT = 0      # exception; return to the faulting instruction
@@ -194,6 +195,10 @@ def deliver_event(g, vector, error_code, event):
         return_eip = cpu[NEXT_EIP]
     cpu[HALTED] = 0
     while True:
+        cpu[EVENT_COUNT] += 1
+        cpu[LAST_EVENT_VECTOR] = vector
+        cpu[LAST_EVENT_KIND] = event
+        cpu[LAST_EVENT_ERROR] = error_code
         cpu[FAULT] = -1
         cpu[FAULT_ERR] = -1
         cpu[DELIVERING] = vector

@@ -98,6 +98,9 @@ MMIO_WRITE_DONE = 134   # physical address + 1 of a served write, 0 if none
 MMIO_SERVED = 135       # either of the two is set: cleared when the instruction retires
 VEC_MMIO_EXIT = 256     # FAULT value: abort the instruction, exit to Python, run it again
 SCRATCH = 136       # 32 slots for instructions that must read everything before committing
+# the last interrupt or exception delivered (for traces and metering): a
+# count of deliveries, and the vector, kind (faults.EVENT_*) and error code
+EVENT_COUNT, LAST_EVENT_VECTOR, LAST_EVENT_KIND, LAST_EVENT_ERROR = 168, 169, 170, 171
 CPU_SLOTS = 176
 
 OPT_STOP_ON_EXCEPTION = 1   # report guest exceptions as an exit instead of delivering them
