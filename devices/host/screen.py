@@ -4,6 +4,15 @@
 TEXT_BASE = 0xB8000
 COLUMNS = 80
 ROWS = 25
+CELL_WIDTH, CELL_HEIGHT = 8, 16
+
+# the 16 colours of the CGA/VGA text attribute (bits 0-3 foreground, 4-6 background)
+PALETTE = (
+    (0x00, 0x00, 0x00), (0x00, 0x00, 0xAA), (0x00, 0xAA, 0x00), (0x00, 0xAA, 0xAA),
+    (0xAA, 0x00, 0x00), (0xAA, 0x00, 0xAA), (0xAA, 0x55, 0x00), (0xAA, 0xAA, 0xAA),
+    (0x55, 0x55, 0x55), (0x55, 0x55, 0xFF), (0x55, 0xFF, 0x55), (0x55, 0xFF, 0xFF),
+    (0xFF, 0x55, 0x55), (0xFF, 0x55, 0xFF), (0xFF, 0xFF, 0x55), (0xFF, 0xFF, 0xFF),
+)
 
 # code page 437 as the PC's character ROM draws it: control codes 1-31 are
 # glyphs on screen; the upper half is box drawing, accents and symbols
@@ -48,6 +57,49 @@ class TextScreen:
         while rows and not rows[-1]:
             rows.pop()
         return "\n".join(rows)
+
+    def pixels(self):
+        """The screen as RGB pixels: a uint8 array of 400 x 640 x 3 (8x16
+        cells in visor86's font, the 16-colour palette; blinking is shown
+        as a plain background, the cursor is not drawn)."""
+        import numpy as np
+        from devices.host.font import glyph
+        raw = np.frombuffer(self._m.memory.read(TEXT_BASE, COLUMNS * ROWS * 2), dtype=np.uint8)
+        chars, attrs = raw[0::2], raw[1::2]
+        # glyph bitmaps of every character: (256, 16, 8) booleans
+        table = np.array([glyph(c) for c in range(256)], dtype=np.uint8)
+        bits = np.unpackbits(table[:, :, None], axis=2).astype(bool)
+        on = bits[chars].reshape(ROWS, COLUMNS, CELL_HEIGHT, CELL_WIDTH)
+        palette = np.array(PALETTE, dtype=np.uint8)
+        fg = palette[attrs & 0x0F].reshape(ROWS, COLUMNS, 1, 1, 3)
+        bg = palette[(attrs >> 4) & 0x07].reshape(ROWS, COLUMNS, 1, 1, 3)
+        cells = np.where(on[..., None], fg, bg)                      # rows, cols, 16, 8, 3
+        return cells.transpose(0, 2, 1, 3, 4).reshape(ROWS * CELL_HEIGHT, COLUMNS * CELL_WIDTH, 3)
+
+    def to_png(self):
+        """The screen as PNG bytes (640 x 400)."""
+        from devices.host.png import encode_png
+        return encode_png(self.pixels())
+
+    def save_png(self, path):
+        """Write the screen to ``path`` as a PNG picture (atomically)."""
+        import os
+        data = self.to_png()
+        path = os.fspath(path)
+        tmp = f"{path}.tmp{os.getpid()}"
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except OSError as e:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise OSError(e.errno, f"cannot write the screen picture {path}: {e.strerror}") from e
+
+    def _repr_png_(self):
+        return self.to_png()
 
     def __repr__(self):
         return f"<TextScreen 80x25:\n{self.text()}\n>"
