@@ -346,17 +346,8 @@ def exit_status(e):
     return 0
 
 
-def cmd_run(args, stream=None):
-    out = stream if stream is not None else sys.stdout
-    binary_out = getattr(out, "buffer", None)
-    if binary_out is None:
-        class TextBridge:
-            def write(self, data):
-                out.write(data.decode("latin-1"))
-
-            def flush(self):
-                out.flush()
-        binary_out = TextBridge()
+def build_machine(args):
+    """The machine `emu run` and `emu debug` boot: what IMAGE is decides."""
     if args.kernel and args.image:
         raise UsageError("give either an IMAGE or --kernel, not both")
     hda = getattr(args, "hda", None)
@@ -377,12 +368,39 @@ def cmd_run(args, stream=None):
     if not args.kernel and (args.append or args.module):
         raise UsageError("--append, --initrd and --module go with --kernel")
     if args.kernel:
-        m = kernel_machine(args, memory_size)
-    elif hda or floppy:
-        m = firmware_machine(hda, floppy, memory_size, clock, getattr(args, "writable", False),
-                             getattr(args, "boot", None))
-    else:
-        m = flat_machine(load_boot_image(args.image), memory_size, clock)
+        return kernel_machine(args, memory_size)
+    if hda or floppy:
+        return firmware_machine(hda, floppy, memory_size, clock, getattr(args, "writable", False),
+                                getattr(args, "boot", None))
+    return flat_machine(load_boot_image(args.image), memory_size, clock)
+
+
+def cmd_debug(args, stream=None):
+    """emu debug IMAGE: the console debugger, commands from stdin."""
+    from emu.debugger import Debugger, elf_symbols
+    m = build_machine(args)
+    out = stream if stream is not None else sys.stdout
+    m.com1.sink = lambda data: out.write(data.decode("latin-1"))
+    symbols = elf_symbols(args.kernel) if args.kernel else {}
+    dbg = Debugger(m, symbols, out)
+    print(f"[visor86] debugging {args.image or args.kernel}: type help for the commands"
+          + (f" ({len(symbols)} symbols)" if symbols else ""), file=sys.stderr)
+    dbg.repl(sys.stdin)
+    return 0
+
+
+def cmd_run(args, stream=None):
+    out = stream if stream is not None else sys.stdout
+    binary_out = getattr(out, "buffer", None)
+    if binary_out is None:
+        class TextBridge:
+            def write(self, data):
+                out.write(data.decode("latin-1"))
+
+            def flush(self):
+                out.flush()
+        binary_out = TextBridge()
+    m = build_machine(args)
     screen = getattr(args, "screen", None)
     if screen and screen != "-" and not pathlib.Path(screen).resolve().parent.is_dir():
         raise UsageError(f"--screen {screen}: the directory {pathlib.Path(screen).parent} does not exist")
@@ -567,6 +585,17 @@ def build_parser():
                        help="guest RAM, e.g. 64M or 1G (default 16M; 64M with --kernel)")
         s.add_argument("--max-instructions", type=int, default=None, metavar="N",
                        help="stop after N instructions (default: no limit)")
+    debug = sub.add_parser("debug", help="a console debugger for a guest (type help inside)",
+                           description="Boot IMAGE (a kernel, disk, floppy or boot sector, detected) "
+                                       "stopped at its first instruction and read debugger commands "
+                                       "from stdin: step, next, continue, finish, breakpoints, "
+                                       "watchpoints, registers, memory, disassembly, pagewalk, "
+                                       "GDT/IDT/TSS/TLB and device state.")
+    debug.add_argument("image", help="what to debug (a Multiboot kernel's ELF symbols are loaded)")
+    debug.add_argument("--memory", type=parse_memory, default=None, metavar="SIZE", help="guest RAM")
+    debug.add_argument("--flat", action="store_true", help="IMAGE is a raw real-mode program at 0000:7C00")
+    debug.set_defaults(func=cmd_debug, kernel=None, append=None, module=None, max_instructions=None,
+                       clock="virtual")
     demo.set_defaults(func=cmd_demo)
     run.set_defaults(func=cmd_run)
     return p
