@@ -7,6 +7,8 @@ Serial Protocol") over one TCP connection, with an i386 target description:
     g / G, p / P        read and write registers (EAX..GS; the x87 registers read as zero)
     m / M               read and write memory at linear addresses (through the page tables)
     Z0/z0, Z1/z1        software and hardware breakpoints (both are the machine's breakpoints)
+    Z2/z2               write watchpoints (memory compared after each instruction; read and
+                        access watchpoints, Z3/Z4, are not supported)
     s                   one instruction
     c                   continue until a breakpoint, Ctrl-C (0x03) or the guest's end
     D, k                detach (the guest runs on), kill
@@ -72,6 +74,7 @@ class GdbStub:
         self.buffer = b""
         self.last_stop = f"S{SIGTRAP:02x}"
         self.breakpoints = set()
+        self.watches = {}             # (address, length) -> bytes when last seen
         self.exit = None              # the machine's Exit when the guest ended
         self.detached = False
 
@@ -232,6 +235,18 @@ class GdbStub:
             if len(data) != length:
                 return "E01"
             return "OK" if self.write_memory(addr, data) else "E14"
+        if kind in "Zz" and len(p) > 1 and p[1] == "2":
+            # write watchpoint: memory compared after every instruction while continuing
+            _, addr, length = p[1:].split(",")
+            addr, length = int(addr, 16), int(length, 16)
+            if kind == "Z":
+                data = self.read_memory(addr, length)
+                if data is None or len(data) != length or not 1 <= length <= 4096:
+                    return "E14"
+                self.watches[(addr, length)] = data
+            else:
+                self.watches.pop((addr, length), None)
+            return "OK"
         if kind in "Zz" and len(p) > 1 and p[1] in "01":
             _, addr, _ = p[1:].split(",")
             addr = int(addr, 16)
@@ -268,6 +283,8 @@ class GdbStub:
         self.breakpoints.clear()
 
     def cont(self):
+        if self.watches:
+            return self.cont_watching()
         while True:
             # each run starts by stepping over a breakpoint at the current EIP
             e = self.m.run(max_instructions=RUN_SLICE)
@@ -276,6 +293,31 @@ class GdbStub:
             if self.interrupted():
                 self.last_stop = f"S{SIGINT:02x}"
                 return self.last_stop
+
+    def cont_watching(self):
+        """Continue one instruction at a time, comparing the watched memory."""
+        n = 0
+        while True:
+            e = self.m.step()
+            n += 1
+            if e.kind not in ("budget", "breakpoint"):
+                return self.stopped(e)
+            for (addr, length), before in self.watches.items():
+                now = self.read_memory(addr, length)
+                if now is not None and now != before:
+                    self.watches[(addr, length)] = now
+                    self.last_stop = f"T{SIGTRAP:02x}watch:{addr:x};"
+                    return self.last_stop
+            if e.kind == "breakpoint" or self._at_breakpoint():
+                self.last_stop = f"T{SIGTRAP:02x}swbreak:;"
+                return self.last_stop
+            if n % RUN_SLICE == 0 and self.interrupted():
+                self.last_stop = f"S{SIGINT:02x}"
+                return self.last_stop
+
+    def _at_breakpoint(self):
+        c = self.m.cpu
+        return ((c.segment("cs").base + c.eip) & 0xFFFFFFFF) in self.breakpoints
 
     def stopped(self, e, stepping=False):
         if e.kind in ("budget", "breakpoint"):

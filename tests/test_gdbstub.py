@@ -87,3 +87,22 @@ def test_malformed_packets_get_clear_replies_and_the_session_goes_on():
     finally:
         sock.close()
         t.join(10)
+
+
+def test_write_watchpoint_stops_where_the_memory_changed():
+    # 1 us an instruction: the kernel's first tick (which counts at 0x106890) comes soon
+    m = Machine.from_multiboot(KERNEL, memory_size=8 << 20, ns_per_instruction=1000)
+    stub = GdbStub(m, "tcp::0")
+    t = threading.Thread(target=lambda: (stub.accept(), stub.serve()), daemon=True)
+    t.start()
+    sock = socket.create_connection(("127.0.0.1", stub.port), timeout=60)
+    try:
+        assert talk(sock, packet("Z2,106890,4")) == b"+" + packet("OK")
+        assert talk(sock, packet("Z3,106890,4")) == b"+$#00"            # read watchpoints: not supported
+        assert talk(sock, packet("c")) == b"+" + packet("T05watch:106890;")
+        assert m.memory.read_u32(0x106890) == 1
+        assert talk(sock, packet("z2,106890,4")) == b"+" + packet("OK")
+        assert talk(sock, packet("D")) == b"+" + packet("OK")
+    finally:
+        sock.close()
+        t.join(10)

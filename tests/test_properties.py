@@ -100,5 +100,7 @@ def test_random_bytes_never_escape_the_guest(code, regs, real_mode, deliver):
     for name, v in zip(("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"), regs):
         setattr(m.cpu, name, v)
     e = m.run(max_instructions=200)
-    assert e.kind in ("budget", "halt", "exception", "shutdown", "io", "breakpoint")
+    # every way a run can end is allowed (the guest may write the debug-exit port or
+    # reset the machine through port 92h or the 8042); none of them may reach the host
+    assert e.kind in ("budget", "halt", "exception", "shutdown", "io", "breakpoint", "debug_exit", "reset")
     assert m.memory.size == 64 << 10
