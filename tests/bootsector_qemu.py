@@ -1,9 +1,10 @@
 """The text screen of a disk image booted by qemu-system-i386 with its own
 SeaBIOS: the reference for the boot-sector guests (firmware/bootsectors).
 
-QEMU runs headless on a throw-away overlay of the image (snapshot=on: the
-file is never written). Its human monitor, on a unix socket, reads the VGA
-text buffer with `pmemsave` and types keys with `sendkey`."""
+QEMU runs headless on a temporary copy of the image (QEMU never opens the
+original, so a guest that writes its disk cannot change it). Its human
+monitor, on a unix socket, reads the VGA text buffer with `pmemsave` and
+types keys with `sendkey`. Needs no stdin; QEMU is killed on every exit."""
 import os
 import shutil
 import socket
@@ -13,8 +14,20 @@ import time
 
 TEXT_BUFFER, COLUMNS, ROWS = 0xB8000, 80, 25
 
-# characters the guests are typed -> QEMU key names
-KEY_NAMES = {" ": "spc", "\n": "ret", "\r": "ret", "-": "minus", ".": "dot", ",": "comma", "/": "slash"}
+# characters the guests are typed -> QEMU key names (sendkey); letters and
+# digits are their own names, upper case is typed with shift
+KEY_NAMES = {" ": "spc", "\n": "ret", "\r": "ret", "\t": "tab", "\b": "backspace",
+             "-": "minus", "=": "equal", ".": "dot", ",": "comma", "/": "slash",
+             ";": "semicolon", "'": "apostrophe", "[": "bracket_left", "]": "bracket_right",
+             "\\": "backslash", "`": "grave_accent"}
+
+
+def key_name(ch):
+    if ch in KEY_NAMES:
+        return KEY_NAMES[ch]
+    if ch.isascii() and ch.isalnum():
+        return f"shift-{ch.lower()}" if ch.isupper() else ch
+    raise ValueError(f"no QEMU key name for {ch!r}")
 
 
 def screen_lines(raw):
@@ -50,20 +63,24 @@ class Monitor:
         return self._until_prompt()
 
 
-def qemu_screen(image, keys="", memory="16M", timeout=60, done="DONE", prompt=None):
-    """Boot ``image`` as QEMU's IDE disk; once a screen row starts with
-    ``prompt`` (if given), type ``keys``; return the screen rows when a row
+def qemu_screen(image_path, keys="", memory="16M", timeout=30, done="DONE", prompt=None):
+    """Boot a copy of ``image_path`` as QEMU's IDE disk; once a screen row
+    starts with ``prompt`` (if given; else at once), type ``keys`` ('\\n' is
+    Enter); return the screen rows (trailing blank rows dropped) when a row
     equals ``done``.  TimeoutError carries the last screen."""
     qemu = shutil.which("qemu-system-i386")
     if qemu is None:
         raise FileNotFoundError("qemu-system-i386 is not installed")
     with tempfile.TemporaryDirectory() as d:
         sock, dump = os.path.join(d, "monitor"), os.path.join(d, "screen.bin")
+        disk = os.path.join(d, "disk.img")
+        shutil.copyfile(image_path, disk)
         proc = subprocess.Popen(
             [qemu, "-nodefaults", "-display", "none", "-vga", "std", "-m", memory, "-no-reboot",
-             "-drive", f"file={image},format=raw,if=ide,snapshot=on",
+             "-drive", f"file={disk},format=raw,if=ide",
              "-monitor", f"unix:{sock},server,nowait"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        mon = None
         try:
             deadline = time.monotonic() + timeout
             while not os.path.exists(sock):
@@ -83,11 +100,14 @@ def qemu_screen(image, keys="", memory="16M", timeout=60, done="DONE", prompt=No
                     return rows
                 if not typed and (prompt is None or any(r.startswith(prompt) for r in rows)):
                     for ch in keys:
-                        mon.command(f"sendkey {KEY_NAMES.get(ch, ch)}")
+                        mon.command(f"sendkey {key_name(ch)}")
                         time.sleep(0.05)
                     typed = True
                 time.sleep(0.1)
             raise TimeoutError("QEMU's screen never showed DONE; the last screen:\n" + "\n".join(rows))
         finally:
+            if mon is not None:
+                mon.sock.close()
             proc.kill()
             proc.wait()
+            proc.stderr.close()

@@ -1,6 +1,7 @@
 ; INT 13h CHS services: 00h reset, 08h parameters, 02h read of sectors 2-4
 ; of cylinder 0, and a read of LBA 5 through the geometry the BIOS reported
-; (so the output does not depend on the geometry a BIOS chooses).
+; (so the text read does not depend on the geometry a BIOS chooses; the
+; GEOM line shows that geometry itself: SeaBIOS and visor86 agree on it).
 %include "common.inc"
 main:
         xor     ah, ah
@@ -22,9 +23,27 @@ main:
         mov     [spt], al
         inc     dh
         mov     [heads], dh
+        mov     [drives], dl
+        ; "GEOM cylinders 0001 heads 0010 sectors 003F", in hex, as this BIOS reports them
+        mov     si, msg_geom
+        call    print
+        mov     al, ch                  ; last cylinder: CH plus bits 6-7 of CL
+        mov     ah, cl
+        shr     ah, 6
+        inc     ax
+        call    print_hex16
+        mov     si, msg_heads
+        call    print
+        movzx   ax, byte [heads]
+        call    print_hex16
+        mov     si, msg_spt
+        call    print
+        movzx   ax, byte [spt]
+        call    print_hex16
+        call    newline
         mov     si, msg_drives
         call    print
-        mov     al, dl
+        mov     al, [drives]
         call    print_hex8
         call    newline
         mov     ax, 0203h               ; 3 sectors from cylinder 0, head 0, sector 2
@@ -74,6 +93,10 @@ main:
 msg_reset:       db "reset, carry ", 0
 msg_no_params:   db "AH=08h failed", 13, 10, 0
 msg_drives:      db "hard disks ", 0
+msg_geom:        db "GEOM cylinders ", 0
+msg_heads:       db " heads ", 0
+msg_spt:         db " sectors ", 0
+drives:          db 0
 msg_read_failed: db "read failed", 13, 10, 0
 msg_count:       db "sectors read ", 0
 spt:             db 0

@@ -1,5 +1,5 @@
 ; INT 15h E820h: the memory map, entry by entry (base, length, type), then
-; INT 12h and E801h.  The maps of two BIOSes differ in what they reserve;
+; INT 12h.  The maps of two BIOSes differ in what they reserve;
 ; tests/test_bootsectors.py compares the entries every PC BIOS must agree on.
 %include "common.inc"
 main:

@@ -10,14 +10,19 @@ main:
         jc      .fail
         cmp     bx, 0AA55h
         jne     .fail
-        mov     si, msg_ext
+        mov     [version], ah
+        mov     si, msg_ext             ; "41h: BX=AA55 version AH=30 API bitmap CX=0007"
         call    print
-        test    cx, 1                   ; "fixed disk access" subset: 42h-44h, 47h, 48h
-        mov     al, '1'
-        jnz     .subset
-        mov     al, '0'
-.subset:
-        call    print_char
+        mov     ax, bx
+        call    print_hex16
+        mov     si, msg_version
+        call    print
+        mov     al, [version]
+        call    print_hex8
+        mov     si, msg_bitmap
+        call    print
+        mov     ax, cx                  ; bit 0 fixed disk access, 1 locking/eject, 2 EDD
+        call    print_hex16
         call    newline
         mov     word [params], 1Ah
         mov     ah, 48h
@@ -57,7 +62,10 @@ main:
         jmp     done
 
 msg_no_ext:      db "no INT 13h extensions", 13, 10, 0
-msg_ext:         db "INT 13h extensions, fixed disk access: ", 0
+msg_ext:         db "41h: BX=", 0
+msg_version:     db " version AH=", 0
+msg_bitmap:      db " API bitmap CX=", 0
+version:         db 0
 msg_no_params:   db "AH=48h failed", 13, 10, 0
 msg_sectors:     db "sectors ", 0
 msg_bytes:       db " bytes per sector ", 0
