@@ -6,12 +6,13 @@ is accepted wherever an address is:
 
     s [N]           step N instructions (default 1), each shown as a trace line
     n               next: step over CALL and INT n
-    c               continue to a breakpoint, a watchpoint or the guest's end
+    c               continue to a breakpoint, a watchpoint or the guest's end (at full speed)
     finish          run until the current function returns (a RET that pops this frame)
     b ADDR          breakpoint at a linear address or symbol      pb PADDR  at a physical address
-    bl, d N         list breakpoints, delete breakpoint N
-    w ADDR [LEN]    watchpoint: stop when memory [ADDR, ADDR+LEN) changes (checked per instruction)
-    wp PORT         stop when the guest accesses an I/O port
+    bl, d N, d wN   list breakpoints and watchpoints, delete breakpoint N or watchpoint wN
+    w ADDR [LEN]    watchpoint: stop after an instruction writes memory [ADDR, ADDR+LEN)
+    rw ADDR [LEN]   ... reads it                       aw ADDR [LEN]  ... reads or writes it
+    wp PORT [N]     stop after an IN/OUT/INS/OUTS uses a port in [PORT, PORT+N)
     r               registers and flags                x ADDR [N]   memory dump, hex and ASCII
     u [ADDR] [N]    disassemble                        pagewalk VADDR   explain a translation
     gdt, idt        descriptor tables                  tss          the current task state segment
@@ -20,6 +21,7 @@ is accepted wherever an address is:
 
 Bad input gets a message and the session goes on.
 """
+import bisect
 import shlex
 import struct
 import sys
@@ -79,12 +81,12 @@ class Debugger:
         self.m = machine
         self.symbols = symbols or {}
         self.by_address = {v: k for k, v in sorted(self.symbols.items(), key=lambda kv: kv[0], reverse=True)}
+        self.sorted_addresses = sorted(self.by_address)
         self.out = out or sys.stdout
         self.color = self.out.isatty() if color is None and hasattr(self.out, "isatty") else bool(color)
         self.tracer = Tracer(machine)
         self.breakpoints = []                 # (kind, address) kind "linear" or "physical"
-        self.watches = []                     # (address, length, bytes)
-        self.port_watches = set()
+        self.last_seen = {}                   # (address, length) of a write watch -> bytes
         self.ended = None
 
     # --- output -----------------------------------------------------------------------
@@ -180,27 +182,35 @@ class Debugger:
                 walk = self.m.page_walk(lin, "fetch", user=False)
                 if walk.physical == addr:
                     return f"breakpoint {i} at physical {addr:#x}"
-        for i, (addr, length, before) in enumerate(self.watches):
-            try:
-                now = self.read(addr, length)
-            except DebugError:
-                continue
-            if now != before:
-                self.watches[i] = (addr, length, now)
-                return f"watchpoint on {addr:#010x}: {before.hex()} -> {now.hex()}"
         return None
+
+    def watch_report(self, e):
+        """What a watchpoint exit means, in words: which watch, the access,
+        the instruction that made it (it has retired: EIP is past it)."""
+        c = self.m._state.cpu
+        by = self.label((self.m.cpu.segment("cs").base + int(c[L.INSN_EIP])) & 0xFFFFFFFF)
+        for i, (addr, length, kind) in enumerate(self.m.watchpoints):
+            if kind == "port":
+                if e.port is not None and addr <= e.port < addr + length:
+                    return f"port watch w{i}: {e.access} port {e.port:#06x} ({e.size} bytes) by {by}"
+            elif e.address is not None and e.address < addr + length and addr < e.address + e.size:
+                if e.access == "write" and (addr, length) in self.last_seen:
+                    before = self.last_seen[(addr, length)]
+                    now = self.read(addr, length)
+                    self.last_seen[(addr, length)] = now
+                    change = f"{before.hex()} -> {now.hex()}" if now != before else f"{now.hex()} (unchanged)"
+                    return f"watchpoint w{i} on {addr:#010x}: {change}, written by {by}"
+                value = self.read(e.address, e.size).hex()
+                return f"watchpoint w{i} on {addr:#010x}: {e.access} of {e.size} bytes at {e.address:#010x} " \
+                       f"({value}) by {by}"
+        return f"watch: {e}"
 
     def step_once(self):
         records, e = self.tracer.step()
-        for r in records:
-            if r.kind == "io" and self.port_watches:
-                port = int(r.text.split()[2], 16) if r.text.split()[1] in ("in", "out") else None
-                if port in self.port_watches:
-                    return records, e, f"port watch: {r.text.strip()}"
-        return records, e, None
+        return records, e, self.watch_report(e) if e.kind == "watch" else None
 
     def finished(self, e):
-        if e.kind not in ("budget", "breakpoint"):
+        if e.kind not in ("budget", "breakpoint", "watch"):
             self.ended = e
             self.say(f"the guest stopped: {e}", "stop")
             return True
@@ -259,8 +269,8 @@ class Debugger:
 
     def cmd_continue(self):
         self.running()
-        if self.watches or self.port_watches or any(kind == "physical" for kind, _ in self.breakpoints):
-            self.run_until(None)          # watches are checked after every instruction
+        if any(kind == "physical" for kind, _ in self.breakpoints):
+            self.run_until(None)          # physical breakpoints are checked after every instruction
         else:
             self.run_fast()
 
@@ -278,6 +288,10 @@ class Debugger:
                            if kind == "linear" and addr == e.address]
                     if hit:
                         self.say(f"breakpoint {hit[0]} at {self.label(e.address)}", "stop")
+                    self.where()
+                    return
+                if e.kind == "watch":
+                    self.say(self.watch_report(e), "stop")
                     self.where()
                     return
                 if self.finished(e):
@@ -311,35 +325,69 @@ class Debugger:
         self.say(f"breakpoint {len(self.breakpoints) - 1} at physical {addr:#x}")
 
     def cmd_breakpoints(self):
-        if not self.breakpoints and not self.watches and not self.port_watches:
+        watches = self.m.watchpoints
+        if not self.breakpoints and not watches:
             self.say("no breakpoints or watchpoints")
         for i, (kind, addr) in enumerate(self.breakpoints):
             self.say(f"{i:>3}  {kind:<8} {self.label(addr)}")
-        for addr, length, _ in self.watches:
-            self.say(f"     watch    {addr:#010x} ({length} bytes)")
-        for port in sorted(self.port_watches):
-            self.say(f"     port     {port:#06x}")
+        for i, (addr, length, kind) in enumerate(watches):
+            if kind == "port":
+                self.say(f"{'w' + str(i):>3}  port     {addr:#06x}" + (f" ({length} ports)" if length > 1 else ""))
+            else:
+                self.say(f"{'w' + str(i):>3}  {kind:<8} {self.label(addr)} ({length} bytes)")
 
     def cmd_delete(self, index):
+        if index.startswith("w"):
+            watches = self.m.watchpoints
+            i = self.number(index[1:], "watchpoint number")
+            if i >= len(watches):
+                raise DebugError(f"there is no watchpoint w{i} (bl lists them)")
+            addr, length, kind = watches[i]
+            self.m.remove_watchpoint(addr, length, kind)
+            self.last_seen.pop((addr, length), None)
+            self.say(f"deleted watchpoint w{i}")
+            return
         i = self.number(index, "breakpoint number")
         if i >= len(self.breakpoints):
             raise DebugError(f"there is no breakpoint {i} (bl lists them)")
         self.breakpoints.pop(i)
         self.say(f"deleted breakpoint {i}")
 
-    def cmd_watch(self, where, length="4"):
+    def add_watch(self, where, length, access):
         addr, n = self.address(where), self.number(length, "length")
         if not 1 <= n <= 4096:
             raise DebugError("a watchpoint covers 1 to 4096 bytes")
-        self.watches.append((addr, n, self.read(addr, n)))
-        self.say(f"watching {n} bytes at {addr:#010x}")
+        if access == "write":
+            self.last_seen[(addr, n)] = self.read(addr, n)    # also refuses unmapped addresses
+        try:
+            self.m.add_watchpoint(addr, n, access)
+        except ValueError as e:
+            raise DebugError(str(e))
+        self.say(f"watching {access}s of {n} bytes at {self.label(addr)}" if access != "access"
+                 else f"watching reads and writes of {n} bytes at {self.label(addr)}")
 
-    def cmd_watch_port(self, port):
-        p = self.address(port)
+    def cmd_watch(self, where, length="4"):
+        self.add_watch(where, length, "write")
+
+    def cmd_read_watch(self, where, length="4"):
+        self.add_watch(where, length, "read")
+
+    def cmd_access_watch(self, where, length="4"):
+        self.add_watch(where, length, "access")
+
+    def cmd_watch_port(self, port, count="1"):
+        p, n = self.address(port), self.number(count, "number of ports")
         if p > 0xFFFF:
             raise DebugError(f"{p:#x} is not an I/O port (0 to FFFF)")
-        self.port_watches.add(p)
-        self.say(f"watching port {p:#06x}")
+        if n < 1:
+            raise DebugError("a port watch covers at least one port")
+        if n > 0x10000 - p:
+            raise DebugError(f"ports {p:#x} to {p + n - 1:#x} are not all I/O ports (0 to FFFF)")
+        try:
+            self.m.add_watchpoint(p, n, "port")
+        except ValueError as e:
+            raise DebugError(str(e))
+        self.say(f"watching port {p:#06x}" + (f" and the {n - 1} after it" if n > 1 else ""))
 
     def cmd_registers(self):
         c = self.m.cpu
@@ -446,8 +494,16 @@ class Debugger:
     # --- helpers ----------------------------------------------------------------------
 
     def label(self, addr):
+        """The address with the symbol it is in: <name> or <name+offset>
+        (the nearest symbol at or below it, within 64 KiB)."""
         name = self.by_address.get(addr)
-        return f"{addr:#010x} <{name}>" if name else f"{addr:#010x}"
+        if name:
+            return f"{addr:#010x} <{name}>"
+        i = bisect.bisect_right(self.sorted_addresses, addr) - 1
+        if i >= 0 and addr - self.sorted_addresses[i] < 0x10000:
+            base = self.sorted_addresses[i]
+            return f"{addr:#010x} <{self.by_address[base]}+{addr - base:#x}>"
+        return f"{addr:#010x}"
 
     def where(self):
         if self.ended is not None:
@@ -478,6 +534,7 @@ COMMANDS = {
     "b": "cmd_break", "break": "cmd_break", "pb": "cmd_break_physical",
     "bl": "cmd_breakpoints", "d": "cmd_delete", "delete": "cmd_delete",
     "w": "cmd_watch", "watch": "cmd_watch", "wp": "cmd_watch_port",
+    "rw": "cmd_read_watch", "rwatch": "cmd_read_watch", "aw": "cmd_access_watch", "awatch": "cmd_access_watch",
     "r": "cmd_registers", "regs": "cmd_registers",
     "x": "cmd_examine", "u": "cmd_unassemble",
     "pagewalk": "cmd_pagewalk", "gdt": "cmd_gdt", "idt": "cmd_idt", "tss": "cmd_tss", "tlb": "cmd_tlb",

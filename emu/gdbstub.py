@@ -7,8 +7,8 @@ Serial Protocol") over one TCP connection, with an i386 target description:
     g / G, p / P        read and write registers (EAX..GS; the x87 registers read as zero)
     m / M               read and write memory at linear addresses (through the page tables)
     Z0/z0, Z1/z1        software and hardware breakpoints (both are the machine's breakpoints)
-    Z2/z2               write watchpoints (memory compared after each instruction; read and
-                        access watchpoints, Z3/Z4, are not supported)
+    Z2/Z3/Z4 (z2-z4)    write, read and access watchpoints (the core checks every data
+                        access: continuing keeps full speed; the stop reply names the watch)
     s                   one instruction
     c                   continue until a breakpoint, Ctrl-C (0x03) or the guest's end
     D, k                detach (the guest runs on), kill
@@ -22,6 +22,8 @@ import socket
 from emu.core import layout as L
 
 SIGTRAP, SIGINT = 5, 2
+# Z2/Z3/Z4 -> the machine's watchpoint kinds
+WATCH_KINDS = {"2": "write", "3": "read", "4": "access"}
 RUN_SLICE = 20_000                # instructions between looks for Ctrl-C while continuing
 
 # the i386 core registers in the order of the 'g' packet (gdb's 32bit-core.xml)
@@ -74,7 +76,7 @@ class GdbStub:
         self.buffer = b""
         self.last_stop = f"S{SIGTRAP:02x}"
         self.breakpoints = set()
-        self.watches = {}             # (address, length) -> bytes when last seen
+        self.watches = set()          # (address, length, access) set on the machine
         self.exit = None              # the machine's Exit when the guest ended
         self.detached = False
 
@@ -235,17 +237,21 @@ class GdbStub:
             if len(data) != length:
                 return "E01"
             return "OK" if self.write_memory(addr, data) else "E14"
-        if kind in "Zz" and len(p) > 1 and p[1] == "2":
-            # write watchpoint: memory compared after every instruction while continuing
+        if kind in "Zz" and len(p) > 1 and p[1] in "234":
             _, addr, length = p[1:].split(",")
             addr, length = int(addr, 16), int(length, 16)
+            watch = (addr, length, WATCH_KINDS[p[1]])
             if kind == "Z":
-                data = self.read_memory(addr, length)
-                if data is None or len(data) != length or not 1 <= length <= 4096:
-                    return "E14"
-                self.watches[(addr, length)] = data
-            else:
-                self.watches.pop((addr, length), None)
+                if watch in self.watches:
+                    return "OK"
+                try:
+                    self.m.add_watchpoint(*watch)
+                except ValueError:
+                    return "E0e"        # too many, or a range the machine refuses: gdb says so
+                self.watches.add(watch)
+            elif watch in self.watches:
+                self.m.remove_watchpoint(*watch)
+                self.watches.discard(watch)
             return "OK"
         if kind in "Zz" and len(p) > 1 and p[1] in "01":
             _, addr, _ = p[1:].split(",")
@@ -281,10 +287,11 @@ class GdbStub:
         for addr in self.breakpoints:
             self.m.remove_breakpoint(addr)
         self.breakpoints.clear()
+        for watch in self.watches:
+            self.m.remove_watchpoint(*watch)
+        self.watches.clear()
 
     def cont(self):
-        if self.watches:
-            return self.cont_watching()
         while True:
             # each run starts by stepping over a breakpoint at the current EIP
             e = self.m.run(max_instructions=RUN_SLICE)
@@ -294,32 +301,20 @@ class GdbStub:
                 self.last_stop = f"S{SIGINT:02x}"
                 return self.last_stop
 
-    def cont_watching(self):
-        """Continue one instruction at a time, comparing the watched memory."""
-        n = 0
-        while True:
-            e = self.m.step()
-            n += 1
-            if e.kind not in ("budget", "breakpoint"):
-                return self.stopped(e)
-            for (addr, length), before in self.watches.items():
-                now = self.read_memory(addr, length)
-                if now is not None and now != before:
-                    self.watches[(addr, length)] = now
-                    self.last_stop = f"T{SIGTRAP:02x}watch:{addr:x};"
-                    return self.last_stop
-            if e.kind == "breakpoint" or self._at_breakpoint():
-                self.last_stop = f"T{SIGTRAP:02x}swbreak:;"
-                return self.last_stop
-            if n % RUN_SLICE == 0 and self.interrupted():
-                self.last_stop = f"S{SIGINT:02x}"
-                return self.last_stop
-
-    def _at_breakpoint(self):
-        c = self.m.cpu
-        return ((c.segment("cs").base + c.eip) & 0xFFFFFFFF) in self.breakpoints
+    def watch_stop(self, e):
+        """The stop reply for a watch exit: the reason and the watched
+        address gdb set (it matches the reply to its watchpoint)."""
+        for addr, length, access in self.watches:
+            if e.address is not None and e.address < addr + length and addr < e.address + e.size:
+                if access == "access" or access == e.access:
+                    reason = {"write": "watch", "read": "rwatch", "access": "awatch"}[access]
+                    return f"T{SIGTRAP:02x}{reason}:{addr:x};"
+        return f"T{SIGTRAP:02x}"
 
     def stopped(self, e, stepping=False):
+        if e.kind == "watch":
+            self.last_stop = self.watch_stop(e)
+            return self.last_stop
         if e.kind in ("budget", "breakpoint"):
             why = "swbreak:;" if e.kind == "breakpoint" else ""
             self.last_stop = f"T{SIGTRAP:02x}{why}"

@@ -35,7 +35,10 @@ class Exit:
     machine stops on them), "shutdown" (triple fault), "io" (a port access
     that Python must serve), "breakpoint", "debug_exit" (the guest wrote the
     debug-exit port; ``status`` is the exit status, (value << 1) | 1, as
-    QEMU's isa-debug-exit), "reset" (the guest reset the machine).
+    QEMU's isa-debug-exit), "reset" (the guest reset the machine), "watch"
+    (an instruction read or wrote a watched range, or used a watched port;
+    it has retired: ``address`` (or ``port``) and ``size`` are the access,
+    ``access`` is "read", "write", "in" or "out").
     """
     kind: str
     instructions: int = 0
@@ -44,6 +47,8 @@ class Exit:
     port: int | None = None
     address: int | None = None
     status: int | None = None
+    access: str | None = None
+    size: int | None = None
 
     def __repr__(self):
         extra = ""
@@ -57,6 +62,8 @@ class Exit:
             extra += f", address={self.address:#x}"
         if self.status is not None:
             extra += f", status={self.status}"
+        if self.access is not None:
+            extra += f", access={self.access!r}, size={self.size}"
         return f"Exit({self.kind!r}, instructions={self.instructions}{extra})"
 
 
@@ -454,6 +461,13 @@ class Machine:
                 return Exit(kind, done, address=int(c[L.EXIT_ARG]))
             if reason == L.EXIT_DEBUG_EXIT:
                 return Exit(kind, done, status=int(c[L.EXIT_ARG]))
+            if reason == L.EXIT_WATCH:
+                hit, where, size = int(c[L.WATCH_HIT_KIND]), int(c[L.WATCH_HIT_ADDR]), int(c[L.WATCH_HIT_SIZE])
+                if hit & L.WATCH_PORT:
+                    return Exit(kind, done, port=where, size=size,
+                                access="out" if hit & L.WATCH_WRITE else "in")
+                return Exit(kind, done, address=where, size=size,
+                            access="write" if hit & L.WATCH_WRITE else "read")
             if reason == L.EXIT_BUDGET and remaining not in (None, 0):
                 continue
             return Exit(kind, done)
@@ -524,6 +538,58 @@ class Machine:
         for i, a in enumerate(bps):
             c[L.BP_FIRST + i] = a
         c[L.BP_COUNT] = len(bps)
+
+    _WATCH_KINDS = {"read": L.WATCH_READ, "write": L.WATCH_WRITE, "access": L.WATCH_READ | L.WATCH_WRITE,
+                    "port": L.WATCH_PORT}
+
+    @property
+    def watchpoints(self):
+        """The watchpoints set: [(address or port, length, "read"|"write"|"access"|"port")]."""
+        c = self._state.cpu
+        names = {v: k for k, v in self._WATCH_KINDS.items()}
+        out = []
+        for i in range(int(c[L.WATCH_COUNT])):
+            w = L.WATCH_FIRST + L.WATCH_STRIDE * i
+            out.append((int(c[w]), int(c[w + 1] - c[w]), names[int(c[w + 2])]))
+        return out
+
+    def add_watchpoint(self, address, length=1, access="write"):
+        """Stop the run (an Exit of kind "watch") after an instruction that
+        reads ("read"), writes ("write") or does either ("access") any byte
+        of the linear range [address, address + length), or that uses one
+        of the I/O ports [address, address + length) with IN, OUT, INS or
+        OUTS ("port").  The core checks every data access, so a watched run
+        keeps its speed; instruction fetches do not count.  At most
+        WATCH_MAX (8) at once."""
+        if access not in self._WATCH_KINDS:
+            raise ValueError(f"access must be 'read', 'write', 'access' or 'port', not {access!r}")
+        top = 0xFFFF if access == "port" else 0xFFFFFFFF
+        what = "an I/O port is 0 to 0xFFFF" if access == "port" else "a linear address is 0 to 0xFFFFFFFF"
+        if isinstance(address, bool) or not isinstance(address, int) or not 0 <= address <= top:
+            raise ValueError(f"{what}, not {address!r}")
+        if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= 1 << 20:
+            raise ValueError(f"a watchpoint covers 1 to {1 << 20} bytes or ports, not {length!r}")
+        current = self.watchpoints
+        if len(current) >= L.WATCH_MAX:
+            raise ValueError(f"at most {L.WATCH_MAX} watchpoints at once")
+        self._set_watchpoints(current + [(address, length, access)])
+
+    def remove_watchpoint(self, address, length=None, access=None):
+        """Remove the watchpoint(s) at ``address`` (matching ``length`` and
+        ``access`` when given)."""
+        current = self.watchpoints
+        keep = [w for w in current if not (w[0] == address and length in (None, w[1])
+                                            and access in (None, w[2]))]
+        if len(keep) == len(current):
+            raise ValueError(f"no watchpoint at {address:#x}")
+        self._set_watchpoints(keep)
+
+    def _set_watchpoints(self, watches):
+        c = self._state.cpu
+        for i, (address, length, access) in enumerate(watches):
+            w = L.WATCH_FIRST + L.WATCH_STRIDE * i
+            c[w], c[w + 1], c[w + 2] = address, address + length, self._WATCH_KINDS[access]
+        c[L.WATCH_COUNT] = len(watches)
 
     # --- snapshots ------------------------------------------------------------------------
 

@@ -54,29 +54,47 @@ def test_break_at_a_symbol_continue_step_registers_and_memory():
 
 
 def test_watchpoint_finish_and_tables():
-    # 1 us an instruction: the kernel's ticks come 100 times sooner, and a
-    # watchpoint checks memory after every instruction
-    dbg, out, m = session(ns_per_instruction=1000)
+    dbg, out, m = session()
     run(dbg, out, "b pic_remap", "c")
     assert m.cpu.eip == elf_symbols(KERNEL)["pic_remap"]
     text = run(dbg, out, "finish")
     assert "returned to" in text
     text = run(dbg, out, "d 0", "w 106890", "c")                      # the kernel's tick counter
-    assert "watchpoint on 0x00106890: 00000000 -> 01000000" in text
+    assert "watchpoint w0 on 0x00106890: 00000000 -> 01000000, written by 0x00100e" in text
+    assert "<irq0_handler" in text
     text = run(dbg, out, "idt", "gdt", "pic", "pit", "uart", "pagewalk 100010", "screen", "tlb")
     assert "0008:00100e8d  irq0_handler" in text
     assert "code 32-bit" in text and "<Pic irr=" in text and "channel 0:" in text and "COM1 {" in text
     assert "paging off" in text
 
 
+def test_read_access_and_port_watchpoints():
+    """The core checks watches on every access (no single-stepping): the
+    stop names the watch, the access and the instruction that made it."""
+    dbg, out, m = session()
+    text = run(dbg, out, "wp 20", "bl", "c")
+    assert "w0  port     0x0020" in text
+    assert "port watch w0: out port 0x0020 (1 bytes) by 0x" in text and "<pic_remap" in text
+    text = run(dbg, out, "d w0", "rw 106890", "c")
+    assert "deleted watchpoint w0" in text
+    assert "watchpoint w0 on 0x00106890: read of 4 bytes at 0x00106890" in text
+    ticks_read = m.instructions_retired
+    text = run(dbg, out, "d w0", "aw 106890 1", "bl", "c")
+    assert "w0  access   0x00106890" in text and "(1 bytes)" in text and "watchpoint w0 on 0x00106890:" in text
+    assert m.instructions_retired > ticks_read
+    text = run(dbg, out, "d w0", "bl")
+    assert "no breakpoints or watchpoints" in text
+
+
 def test_bad_input_gets_a_message_and_the_session_goes_on():
     dbg, out, m = session()
     text = run(dbg, out, "frobnicate", "b nowhere", "x 7fffffff 4", "d 3", "x", "s -1", "w 0 99999",
-               "wp 123456", "b 'unclosed")
+               "wp 123456", "b 'unclosed", "d w5", "wp 20 0", "rw 1000 0")
     for message in ("unknown command 'frobnicate'", "'nowhere' is not an address",
                     "outside guest memory", "there is no breakpoint 3", "wrong arguments for x",
                     "count must not be negative", "1 to 4096 bytes", "is not an I/O port",
-                    "cannot read that command"):
+                    "cannot read that command", "there is no watchpoint w5",
+                    "at least one port"):
         assert message in text, message
     assert run(dbg, out, "s").strip().endswith("cli")                  # still working
     assert dbg.execute("q") is False

@@ -31,7 +31,9 @@ def test_gdb_breaks_at_a_symbol_reads_registers_and_memory_and_steps():
         gdb = subprocess.run(
             ["gdb", "-batch", "-nx", "-ex", f"target remote :{port}", "-ex", "break irq0_handler",
              "-ex", "continue", "-ex", "info registers eip", "-ex", "x/2xb irq0_handler",
-             "-ex", "stepi", "-ex", "info registers eip esp", "-ex", "detach", str(KERNEL)],
+             "-ex", "stepi", "-ex", "info registers eip esp", "-ex", "delete",
+             "-ex", "rwatch *(int*)0x106890", "-ex", "continue", "-ex", "delete",      # the tick counter
+             "-ex", "detach", str(KERNEL)],
             capture_output=True, text=True, timeout=120)
         out, err = guest.communicate(timeout=120)
     finally:
@@ -43,6 +45,8 @@ def test_gdb_breaks_at_a_symbol_reads_registers_and_memory_and_steps():
     assert "0x100e8d <irq0_handler>:\t0x50\t0xb0" in text            # push eax; mov al, ...
     assert elf.find(bytes([0x50, 0xB0, 0x0B])) >= 0
     assert "eip            0x100e8e" in text                           # one instruction later
+    assert text.count("Hardware read watchpoint 2: *(int*)0x106890") == 2, text   # set, then hit
+    assert "Value = " in text
     assert "[Inferior 1 (Remote target) detached]" in text
     assert guest.returncode == 1                                       # the kernel ran on to its end
     assert out == (KERNEL.with_suffix(".expected")).read_bytes()
@@ -89,20 +93,31 @@ def test_malformed_packets_get_clear_replies_and_the_session_goes_on():
         t.join(10)
 
 
-def test_write_watchpoint_stops_where_the_memory_changed():
-    # 1 us an instruction: the kernel's first tick (which counts at 0x106890) comes soon
-    m = Machine.from_multiboot(KERNEL, memory_size=8 << 20, ns_per_instruction=1000)
+def test_write_read_and_access_watchpoints():
+    """Z2/Z3/Z4: the core checks every data access, so continuing keeps its
+    speed; the stop reply says watch/rwatch/awatch and the watched address."""
+    m = Machine.from_multiboot(KERNEL, memory_size=8 << 20)
     stub = GdbStub(m, "tcp::0")
     t = threading.Thread(target=lambda: (stub.accept(), stub.serve()), daemon=True)
     t.start()
     sock = socket.create_connection(("127.0.0.1", stub.port), timeout=60)
     try:
-        assert talk(sock, packet("Z2,106890,4")) == b"+" + packet("OK")
-        assert talk(sock, packet("Z3,106890,4")) == b"+$#00"            # read watchpoints: not supported
+        assert talk(sock, packet("Z2,106890,4")) == b"+" + packet("OK")     # the kernel's tick counter
         assert talk(sock, packet("c")) == b"+" + packet("T05watch:106890;")
-        assert m.memory.read_u32(0x106890) == 1
+        assert m.cpu.eip == 0x100025 and m.cpu.ecx > 0       # in the REP STOSD that clears the BSS
+        assert talk(sock, packet("c")) == b"+" + packet("T05watch:106890;")
+        assert m.memory.read_u32(0x106890) == 1               # the first tick
         assert talk(sock, packet("z2,106890,4")) == b"+" + packet("OK")
+        assert talk(sock, packet("Z3,106890,4")) == b"+" + packet("OK")
+        assert talk(sock, packet("c")) == b"+" + packet("T05rwatch:106890;")
+        assert talk(sock, packet("z3,106890,4")) == b"+" + packet("OK")
+        assert talk(sock, packet("Z4,106892,1")) == b"+" + packet("OK")
+        assert talk(sock, packet("c")) == b"+" + packet("T05awatch:106892;")
+        for i in range(8):                                                   # the machine has 8
+            talk(sock, packet(f"Z2,{0x200000 + 16 * i:x},4"))
+        assert talk(sock, packet("Z2,300000,4")) == b"+" + packet("E0e")
         assert talk(sock, packet("D")) == b"+" + packet("OK")
+        assert m.watchpoints == []                                           # detach removes them
     finally:
         sock.close()
         t.join(10)

@@ -101,7 +101,20 @@ SCRATCH = 136       # 32 slots for instructions that must read everything before
 # the last interrupt or exception delivered (for traces and metering): a
 # count of deliveries, and the vector, kind (faults.EVENT_*) and error code
 EVENT_COUNT, LAST_EVENT_VECTOR, LAST_EVENT_KIND, LAST_EVENT_ERROR = 168, 169, 170, 171
-CPU_SLOTS = 176
+# watchpoints (memory.watch_check, isa/io.watch_port): WATCH_COUNT entries
+# of (first, last + 1, kind) from WATCH_FIRST, on linear addresses for
+# WATCH_READ|WATCH_WRITE and on ports for WATCH_PORT; the access that hit
+# ends the run after its instruction retires.  WATCH_HIT_KIND is the
+# access: WATCH_READ or WATCH_WRITE, plus WATCH_PORT for IN and OUT
+WATCH_COUNT = 176
+WATCH_HIT_ADDR, WATCH_HIT_SIZE, WATCH_HIT_KIND = 177, 178, 179
+WATCH_FIRST = 180
+WATCH_STRIDE = 3
+WATCH_MAX = 8
+WATCH_READ = 1
+WATCH_WRITE = 2
+WATCH_PORT = 4
+CPU_SLOTS = 208
 
 OPT_STOP_ON_EXCEPTION = 1   # report guest exceptions as an exit instead of delivering them
 OPT_BREAK_ON_INT3 = 2       # INT3 ends the run with a breakpoint exit
@@ -169,8 +182,9 @@ EXIT_DEBUG_EXIT = 7     # the guest wrote the debug-exit port; EXIT_ARG = exit s
 EXIT_RESET = 8          # the guest reset the machine (8042 pulse, port 0x92)
 EXIT_SERIAL = 9         # the serial transmit ring is full: Python drains it and continues
 EXIT_MMIO = 10          # an access to a Python device's MMIO range (MMIO_* slots)
+EXIT_WATCH = 11         # a data watchpoint was hit (WATCH_HIT_* slots); the instruction retired
 EXIT_NAMES = ("none", "budget", "halt", "exception", "shutdown", "io", "breakpoint", "debug_exit",
-              "reset", "serial", "mmio")
+              "reset", "serial", "mmio", "watch")
 
 # --- decoded-instruction record (one row of the icache) ---------------------
 D_TAG = 0           # physical address of the first byte + 1; 0 if the entry is empty

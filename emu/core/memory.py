@@ -15,6 +15,9 @@ from emu.core.exceptions import raise_fault
 from devices.chips.layout import MMIO_COUNT, MMIO_TABLE, MMIO_MAX, ROM_LOCKED
 from emu.core.layout import (MMIO_ADDR, MMIO_SIZE, MMIO_DIR, MMIO_DATA, MMIO_READ_READY,
                              MMIO_READ_VALUE, MMIO_WRITE_DONE, VEC_MMIO_EXIT, FAULT, FAULT_ERR)
+from emu.core.layout import (WATCH_COUNT, WATCH_FIRST, WATCH_STRIDE, WATCH_MAX, WATCH_HIT_ADDR,
+                             WATCH_HIT_SIZE, WATCH_HIT_KIND, WATCH_READ, WATCH_WRITE,
+                             EXIT_REASON, EXIT_NONE, EXIT_WATCH)
 from emu.core.layout import (CR0, CR2, CR3, CR4, CR0_PG, CR0_WP, CR4_PSE, CR4_PAE, CR4_PGE, EFER,
                              EFER_NXE, A20_MASK, CPL, CS, SS,
                              SEG_SLOTS, SEG_STRIDE, SEG_BASE, SEG_LIMIT, SEG_ATTR, ATTR_UNUSABLE,
@@ -375,6 +378,27 @@ def user_access(cpu):
 # --- linear ---------------------------------------------------------------------
 
 @jit
+def watch_check(g, lin, size, kind):
+    """A data access that succeeded: when it overlaps a watchpoint of its
+    kind, the run ends once the instruction retires (EXIT_WATCH; a faulting
+    instruction's hit is dropped by the run loop).  Like the debug
+    registers' data breakpoints (SDM Vol. 3, 17.3.1.2) this is a trap:
+    the access has happened.  The first hit of an instruction is kept."""
+    cpu = g.cpu
+    if cpu[EXIT_REASON] != EXIT_NONE:
+        return
+    end = lin + size
+    for i in range(min(cpu[WATCH_COUNT], WATCH_MAX)):
+        w = WATCH_FIRST + WATCH_STRIDE * i
+        if (cpu[w + 2] & kind) and lin < cpu[w + 1] and cpu[w] < end:
+            cpu[EXIT_REASON] = EXIT_WATCH
+            cpu[WATCH_HIT_ADDR] = lin
+            cpu[WATCH_HIT_SIZE] = size
+            cpu[WATCH_HIT_KIND] = kind
+            return
+
+
+@jit
 def read_linear(g, lin, size, access, user):
     """Read ``size`` bytes at a linear address; -1 with a fault pending if
     paging refuses (value is then meaningless)."""
@@ -383,6 +407,8 @@ def read_linear(g, lin, size, access, user):
         pa = translate(g, lin, access, user)
         if pa < 0:
             return 0
+        if g.cpu[WATCH_COUNT] > 0 and access == ACCESS_READ:
+            watch_check(g, lin, size, WATCH_READ)
         return phys_read(g, pa, size)
     v = 0
     for i in range(size):
@@ -390,6 +416,8 @@ def read_linear(g, lin, size, access, user):
         if pa < 0:
             return 0
         v |= phys_read8(g, pa) << (8 * i)
+    if g.cpu[WATCH_COUNT] > 0 and access == ACCESS_READ:
+        watch_check(g, lin, size, WATCH_READ)
     return v
 
 
@@ -402,6 +430,8 @@ def write_linear(g, lin, size, value, user):
         pa = translate(g, lin, ACCESS_WRITE, user)
         if pa < 0:
             return False
+        if g.cpu[WATCH_COUNT] > 0:
+            watch_check(g, lin, size, WATCH_WRITE)
         phys_write(g, pa, size, value)
         return True
     last = (lin + size - 1) & 0xFFFFFFFF
@@ -411,6 +441,8 @@ def write_linear(g, lin, size, value, user):
     pa2 = translate(g, last & 0xFFFFF000, ACCESS_WRITE, user)
     if pa2 < 0:
         return False
+    if g.cpu[WATCH_COUNT] > 0:
+        watch_check(g, lin, size, WATCH_WRITE)
     for i in range(size):
         a = (lin + i) & 0xFFFFFFFF
         if (a >> PAGE_SHIFT) == (lin >> PAGE_SHIFT):

@@ -14,7 +14,8 @@ from emu.core.layout import (EIP, EFLAGS, LF_OP, LF_A, LF_B, LF_R, LF_SIZE, FAUL
                              D_OSIZE, BP_COUNT, BP_FIRST, CS, SEG_SLOTS, SEG_STRIDE, SEG_BASE,
                              SEG_ATTR, ATTR_DB, INHIBIT_IRQ, INTR_LINE, NMI_PENDING,
                              NMI_BLOCKED, FLAG_IF, VEC_NMI, NO_ERROR_CODE, VEC_MMIO_EXIT,
-                             FAULT_ERR, EXIT_MMIO, MMIO_SERVED, MMIO_READ_READY, MMIO_WRITE_DONE)
+                             FAULT_ERR, EXIT_MMIO, MMIO_SERVED, MMIO_READ_READY, MMIO_WRITE_DONE,
+                             EXIT_WATCH)
 
 
 @jit
@@ -100,6 +101,8 @@ def run(g, budget, skip_breakpoint_at_start):
         cpu[INHIBIT_IRQ] = 0
         execute(g, d)
         if cpu[FAULT] >= 0:
+            if cpu[EXIT_REASON] == EXIT_WATCH:
+                cpu[EXIT_REASON] = EXIT_NONE      # the instruction did not retire: no watch hit
             cpu[EFLAGS] = saved_flags
             cpu[LF_OP] = saved_op
             cpu[LF_A] = saved_a

@@ -19,6 +19,27 @@ from devices.chips.bus import io_read, io_write, IO_DONE, IO_RETRY as BUS_RETRY
 from emu.core.layout import (IO_RETRY, FAULT, EAX, CPL, EFLAGS, FLAG_IOPL, FLAG_VM, IO_PORT, IO_SIZE, IO_DIR,
                              IO_DATA, IO_PENDING, EXIT_REASON, EXIT_IO, SEG_SLOTS, SEG_STRIDE,
                              SEG_BASE, SEG_LIMIT, SEG_ATTR, TR, D_S0, D_S1, VEC_GP)
+from emu.core.layout import (WATCH_COUNT, WATCH_FIRST, WATCH_STRIDE, WATCH_MAX, WATCH_HIT_ADDR,
+                             WATCH_HIT_SIZE, WATCH_HIT_KIND, WATCH_READ, WATCH_WRITE, WATCH_PORT,
+                             EXIT_NONE, EXIT_WATCH)
+
+
+@jit
+def watch_port(g, port, size, direction):
+    """A port access that completed: end the run after this instruction
+    when a port watchpoint covers it (the I/O breakpoints of the debug
+    registers, SDM Vol. 3, 17.2.4, are traps too)."""
+    cpu = g.cpu
+    if cpu[EXIT_REASON] != EXIT_NONE:
+        return
+    for i in range(min(cpu[WATCH_COUNT], WATCH_MAX)):
+        w = WATCH_FIRST + WATCH_STRIDE * i
+        if (cpu[w + 2] & WATCH_PORT) and port < cpu[w + 1] and cpu[w] < port + size:
+            cpu[EXIT_REASON] = EXIT_WATCH
+            cpu[WATCH_HIT_ADDR] = port
+            cpu[WATCH_HIT_SIZE] = size
+            cpu[WATCH_HIT_KIND] = WATCH_PORT | direction
+            return
 
 
 @jit
@@ -53,9 +74,13 @@ def port_read(g, port, size):
     cpu = g.cpu
     if cpu[IO_PENDING]:
         cpu[IO_PENDING] = 0
+        if cpu[WATCH_COUNT] > 0:
+            watch_port(g, port, size, WATCH_READ)
         return cpu[IO_DATA] & ((1 << (8 * size)) - 1)
     v = io_read(g, port, size)
     if v >= 0:
+        if cpu[WATCH_COUNT] > 0:
+            watch_port(g, port, size, WATCH_READ)
         return v
     cpu[IO_PORT] = port
     cpu[IO_SIZE] = size
@@ -71,9 +96,13 @@ def port_write(g, port, size, value):
     cpu = g.cpu
     if cpu[IO_PENDING]:
         cpu[IO_PENDING] = 0
+        if cpu[WATCH_COUNT] > 0:
+            watch_port(g, port, size, WATCH_WRITE)
         return True
     r = io_write(g, port, size, value)
     if r == IO_DONE:
+        if cpu[WATCH_COUNT] > 0:
+            watch_port(g, port, size, WATCH_WRITE)
         return True
     cpu[IO_RETRY] = 1 if r == BUS_RETRY else 0
     cpu[IO_PORT] = port
