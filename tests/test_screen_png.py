@@ -98,3 +98,15 @@ def test_cli_saves_the_screen_of_a_booted_disk(tmp_path, capsysbinary):
     image = decode_png(picture.read_bytes())
     assert image.shape == (400, 640, 3) and image.any()
     assert cli_main(["run", str(disk), "--screen", str(tmp_path / "no" / "such" / "dir.png")]) == 2
+
+
+def test_notebook_views_of_the_screen():
+    """m.screen() and m.screen are the same live view: str is the text,
+    HTML carries the picture (a data: URL of the PNG) and the text."""
+    import base64
+    screen = screen_of(b"H\x07i\x07<\x07")
+    assert screen() is screen and str(screen) == "Hi<"
+    page = screen._repr_html_()
+    assert "<pre>Hi&lt;</pre>" in page
+    data = page.split('src="data:image/png;base64,')[1].split('"')[0]
+    assert decode_png(base64.b64decode(data)).shape == (400, 640, 3)

@@ -98,8 +98,25 @@ class TextScreen:
                 pass
             raise OSError(e.errno, f"cannot write the screen picture {path}: {e.strerror}") from e
 
+    def __call__(self):
+        """``m.screen()`` is the screen too (the object reads guest memory
+        whenever it is shown, so it is always current)."""
+        return self
+
+    def __str__(self):
+        return self.text()
+
     def _repr_png_(self):
         return self.to_png()
+
+    def _repr_html_(self):
+        """The picture, with the text underneath for copying and for readers
+        that do not show images."""
+        import base64
+        import html
+        picture = base64.b64encode(self.to_png()).decode("ascii")
+        return (f'<img src="data:image/png;base64,{picture}" width="640" height="400" '
+                f'alt="80x25 text screen"><pre>{html.escape(self.text())}</pre>')
 
     def __repr__(self):
         return f"<TextScreen 80x25:\n{self.text()}\n>"
