@@ -14,8 +14,8 @@ import pytest
 
 from emu import Machine
 from emu.core import layout as L
-from tests.oracles.cases import native_rows, make_case, undefined_flags
-from tests.oracles.native import NativeExecutor, DATA_BASE, WINDOW
+from emu.fuzz.cases import native_rows, make_case, undefined_flags
+from emu.fuzz.native import NativeExecutor, DATA_BASE, WINDOW
 
 CASES = int(os.environ.get("VISOR86_DIFF_CASES", "3000"))
 SEED = int(os.environ.get("VISOR86_DIFF_SEED", "2026"))

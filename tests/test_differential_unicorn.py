@@ -17,8 +17,8 @@ import pytest
 from emu import Machine
 from emu.core import layout as L
 from emu.spec import table
-from tests.oracles.cases import value, undefined_flags
-from tests.oracles.unicorn_oracle import (UnicornOracle, UCase, CODE_AT, DATA_BASE, WINDOW, STACK_TOP,
+from emu.fuzz.cases import value, undefined_flags
+from emu.fuzz.unicorn_oracle import (UnicornOracle, UCase, CODE_AT, DATA_BASE, WINDOW, STACK_TOP,
                                           STACK_WINDOW, DATA_SEG, STACK_SEG, MEMORY, REGS)
 
 CASES = int(os.environ.get("VISOR86_DIFF_CASES", "3000"))

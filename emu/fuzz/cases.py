@@ -1,12 +1,12 @@
 """Random single-instruction cases drawn from the opcode table, for the
-differential tests (and, later, the fuzzer).  A case is bytes valid in
+differential tests and `emu fuzz`.  A case is bytes valid in
 32-bit mode plus registers, flags and a data window; every memory operand
 points into the window at DATA_BASE."""
 import random
 
 from emu.core import layout as L
 from emu.spec import table
-from tests.oracles.native import Case, DATA_BASE, WINDOW
+from emu.fuzz.native import Case, DATA_BASE, WINDOW
 
 # instructions the host can run in 64-bit mode with the same meaning (see native.py)
 NATIVE_MODULES = {"alu", "shift", "muldiv", "bits", "move", "flagctl"}

@@ -99,7 +99,19 @@ class NativeExecutor:
         return self
 
     def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        """Give back the data window, the code page and the result pages (a
+        new executor can then map the window again)."""
+        if self._shared is None:
+            return
         self._shared.close()
+        self._shared = None
+        libc = _libc()
+        libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+        libc.munmap(DATA_BASE, DATA_SIZE)
+        libc.munmap(self._code, CODE_SIZE)
 
     def _run_one_here(self, case, state):
         body = PROLOGUE + case.code + EPILOGUE
