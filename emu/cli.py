@@ -550,8 +550,16 @@ def cmd_fuzz(args, stream=None):
         classes = tuple(c for c in args.classes.split(",") if c) if args.classes else HOST_CLASSES
         tty = sys.stderr.isatty()
 
+        shown = [-1]
+
         def progress(report):
             done = report.cases
+            if not tty:
+                # a log gets a line per tenth of the campaign, a terminal a live bar
+                tenth = 10 * done // args.cases
+                if tenth == shown[0]:
+                    return
+                shown[0] = tenth
             rate = report.cases / max(report.visor86_seconds, 1e-9)
             bar = "#" * (30 * done // args.cases)
             line = (f"[{bar:<30}] {done}/{args.cases} cases, {len(report.divergences)} divergences, "
