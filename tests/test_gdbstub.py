@@ -1,6 +1,7 @@
 """The GDB remote stub (emu/gdbstub.py): GNU gdb in batch mode drives
 `emu run --gdb` on a test kernel; malformed packets get clear replies and
 the session goes on."""
+import contextlib
 import os
 import pathlib
 import socket
@@ -68,13 +69,23 @@ def talk(sock, raw):
             return data
 
 
-def test_malformed_packets_get_clear_replies_and_the_session_goes_on():
+@contextlib.contextmanager
+def stub_session(timeout):
+    """The timer kernel behind a stub serving on a free port, and a socket to it."""
     m = Machine.from_multiboot(KERNEL, memory_size=8 << 20)
     stub = GdbStub(m, "tcp::0")
     t = threading.Thread(target=lambda: (stub.accept(), stub.serve()), daemon=True)
     t.start()
-    sock = socket.create_connection(("127.0.0.1", stub.port), timeout=10)
+    sock = socket.create_connection(("127.0.0.1", stub.port), timeout=timeout)
     try:
+        yield m, sock
+    finally:
+        sock.close()
+        t.join(10)
+
+
+def test_malformed_packets_get_clear_replies_and_the_session_goes_on():
+    with stub_session(timeout=10) as (m, sock):
         assert talk(sock, b"$?#00") == b"-"                            # bad checksum: NAK
         assert talk(sock, packet("?")) == b"+" + packet("S05")
         assert talk(sock, packet("vBogus")) == b"+$#00"               # unknown: empty reply
@@ -88,20 +99,12 @@ def test_malformed_packets_get_clear_replies_and_the_session_goes_on():
         assert eip == m.cpu.eip
         assert talk(sock, packet("s")).startswith(b"+$T05")
         assert talk(sock, packet("D")) == b"+" + packet("OK")
-    finally:
-        sock.close()
-        t.join(10)
 
 
 def test_write_read_and_access_watchpoints():
     """Z2/Z3/Z4: the core checks every data access, so continuing keeps its
     speed; the stop reply says watch/rwatch/awatch and the watched address."""
-    m = Machine.from_multiboot(KERNEL, memory_size=8 << 20)
-    stub = GdbStub(m, "tcp::0")
-    t = threading.Thread(target=lambda: (stub.accept(), stub.serve()), daemon=True)
-    t.start()
-    sock = socket.create_connection(("127.0.0.1", stub.port), timeout=60)
-    try:
+    with stub_session(timeout=60) as (m, sock):
         assert talk(sock, packet("Z2,106890,4")) == b"+" + packet("OK")     # the kernel's tick counter
         assert talk(sock, packet("c")) == b"+" + packet("T05watch:106890;")
         assert m.cpu.eip == 0x100025 and m.cpu.ecx > 0       # in the REP STOSD that clears the BSS
@@ -118,6 +121,3 @@ def test_write_read_and_access_watchpoints():
         assert talk(sock, packet("Z2,300000,4")) == b"+" + packet("E0e")
         assert talk(sock, packet("D")) == b"+" + packet("OK")
         assert m.watchpoints == []                                           # detach removes them
-    finally:
-        sock.close()
-        t.join(10)

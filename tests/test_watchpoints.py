@@ -4,19 +4,10 @@ the access has retired, like the debug registers' data breakpoints, which
 are traps (SDM Vol. 3, 17.3.1.2 and 17.2.4 R/W bits)."""
 import pytest
 
-from emu import Machine
+from tests.test_api import flat      # a flat 32-bit machine with code at 0x1000
 
 CODE = 0x1000
 DATA = 0x2000
-
-
-def flat(code, **regs):
-    m = Machine.flat32(memory_size=1 << 20)
-    m.memory.write(CODE, code)
-    m.cpu.eip = CODE
-    for k, v in regs.items():
-        setattr(m.cpu, k, v)
-    return m
 
 
 MOV_TO_DATA = b"\xa3" + DATA.to_bytes(4, "little")            # mov [DATA], eax
