@@ -560,7 +560,7 @@ def cmd_fuzz(args, stream=None):
                 if tenth == shown[0]:
                     return
                 shown[0] = tenth
-            rate = report.cases / max(report.visor86_seconds, 1e-9)
+            rate = report.cases / max(report.batch_seconds, 1e-9)
             bar = "#" * (30 * done // args.cases)
             line = (f"[{bar:<30}] {done}/{args.cases} cases, {len(report.divergences)} divergences, "
                     f"visor86 {rate:,.0f} cases/s")

@@ -404,6 +404,13 @@ class Machine:
 
     # --- running --------------------------------------------------------------------
 
+    def run_cases(self, cases, *, code_at, window_at, eip=None):
+        """Run a batch of one-instruction cases inside the jitted loop, each
+        from its own registers, flags, code and data window; the outcomes.
+        See emu.batch (``new_cases`` makes the array of cases)."""
+        from emu.batch import run_cases
+        return run_cases(self, cases, code_at, window_at, eip)
+
     def step(self):
         """Execute exactly one instruction (a whole REP instruction is one)."""
         return self.run(max_instructions=1)
@@ -432,10 +439,14 @@ class Machine:
             reason = int(core_run(self._state, chunk, first))
             first = False
             self.board.drain()
+            retired = int(c[L.ICOUNT]) - before
             if remaining is not None:
-                # count attempts like the loop does: retired instructions bound it below
-                remaining = max(0, remaining - max(1, int(c[L.ICOUNT]) - before))
+                # count attempts like the loop does: retired instructions bound it below.  An
+                # instruction that left for a port access has not retired: it runs again once
+                # the port is served and still belongs to this budget (one step = one IN/OUT)
+                remaining = max(0, remaining - (retired if reason == L.EXIT_IO else max(1, retired)))
             if reason == L.EXIT_IO and self._serve_io():
+                first = True      # the resumed instruction is not stopped again by its breakpoint
                 continue
             if reason == L.EXIT_SERIAL:
                 continue          # host input refilled by board.drain(); keep going

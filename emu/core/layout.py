@@ -114,7 +114,33 @@ WATCH_MAX = 8
 WATCH_READ = 1
 WATCH_WRITE = 2
 WATCH_PORT = 4
-CPU_SLOTS = 208
+# batch mode (batch.py): a table of case records in guest RAM, each run
+# from its own registers, flags, code and data window, its outcome written
+# back over the record, with no return to Python between cases
+BATCH_LEFT = 208        # cases still to run; 0 when not in batch mode
+BATCH_RECORD = 209      # physical address of the current record
+BATCH_RECORD_SIZE = 210
+BATCH_CODE = 211        # physical address the case's code is copied to
+BATCH_EIP = 212         # EIP each case starts at
+BATCH_WINDOW = 213      # physical address of the data window
+BATCH_WINDOW_LEN = 214
+BATCH_STEPS = 215       # attempts of the current case (a REP instruction yields every 1024 elements)
+REP_YIELD = 216         # set by a REP string instruction that stopped to let the loop check events
+CPU_SLOTS = 224
+
+# a case record (little-endian dwords), the window follows the header; the
+# outcome overwrites it: registers, EFLAGS and the window as they are after
+# the instruction, and what ended it
+REC_REGS = 0            # EAX..EDI
+REC_EFLAGS = 32
+REC_CODE_LEN = 36       # case: bytes of code (1-15)
+REC_CODE = 37           # case: the code
+REC_EIP = 36            # outcome: EIP after
+REC_EXIT = 40           # outcome: EXIT_* (EXIT_NONE: it retired)
+REC_VECTOR = 44         # outcome: the exception's vector, -1 if none
+REC_ERROR = 48          # outcome: its error code, -1 if none
+REC_HEADER = 64
+BATCH_MAX_STEPS = 64    # REP continuations of one case before it is ended with EXIT_BUDGET
 
 OPT_STOP_ON_EXCEPTION = 1   # report guest exceptions as an exit instead of delivering them
 OPT_BREAK_ON_INT3 = 2       # INT3 ends the run with a breakpoint exit
@@ -183,8 +209,9 @@ EXIT_RESET = 8          # the guest reset the machine (8042 pulse, port 0x92)
 EXIT_SERIAL = 9         # the serial transmit ring is full: Python drains it and continues
 EXIT_MMIO = 10          # an access to a Python device's MMIO range (MMIO_* slots)
 EXIT_WATCH = 11         # a data watchpoint was hit (WATCH_HIT_* slots); the instruction retired
+EXIT_BATCH = 12         # batch mode ran its last case (or its table was refused: EXIT_ARG = -1)
 EXIT_NAMES = ("none", "budget", "halt", "exception", "shutdown", "io", "breakpoint", "debug_exit",
-              "reset", "serial", "mmio", "watch")
+              "reset", "serial", "mmio", "watch", "batch")
 
 # --- decoded-instruction record (one row of the icache) ---------------------
 D_TAG = 0           # physical address of the first byte + 1; 0 if the entry is empty

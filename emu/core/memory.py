@@ -219,7 +219,8 @@ def tlb_fill(g, lin, pa, rights, dirty, global_page, nx):
 
 @jit
 def page_fault(cpu, lin, err):
-    cpu[CR2] = lin
+    if cpu[FAULT] < 0:
+        cpu[CR2] = lin        # the first fault wins (raise_fault), and its address with it
     raise_fault(cpu, VEC_PF, err)
     return -1
 

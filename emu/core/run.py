@@ -3,6 +3,7 @@ and interrupts, keep the devices on time, until the budget is spent or
 something needs Python (an exit)."""
 from emu.core.jit import jit
 from emu.core.icache import lookup
+from emu.core.batch import batch_load, batch_next
 from emu.core.dispatch import execute
 from emu.core.faults import handle_fault, deliver_event, EVENT_EXTERNAL
 from devices.chips.bus import catch_up, skip_to_next_event, interrupt_acknowledge
@@ -15,7 +16,7 @@ from emu.core.layout import (EIP, EFLAGS, LF_OP, LF_A, LF_B, LF_R, LF_SIZE, FAUL
                              SEG_ATTR, ATTR_DB, INHIBIT_IRQ, INTR_LINE, NMI_PENDING,
                              NMI_BLOCKED, FLAG_IF, VEC_NMI, NO_ERROR_CODE, VEC_MMIO_EXIT,
                              FAULT_ERR, EXIT_MMIO, MMIO_SERVED, MMIO_READ_READY, MMIO_WRITE_DONE,
-                             EXIT_WATCH)
+                             EXIT_WATCH, BATCH_LEFT, BATCH_STEPS)
 
 
 @jit
@@ -51,17 +52,66 @@ def take_interrupt(g):
 
 
 @jit
+def execute_at(g, idx, eip):
+    """Execute the decoded instruction in icache row ``idx``: retire it, or
+    undo its flags and deliver (or report) its fault, or leave it to be run
+    again after an exit (port or MMIO access served by Python)."""
+    cpu = g.cpu
+    d = g.ic[idx]
+    cs32 = cpu[SEG_SLOTS + CS * SEG_STRIDE + SEG_ATTR] & ATTR_DB
+    cpu[NEXT_EIP] = (eip + d[D_LEN]) & (0xFFFFFFFF if cs32 else 0xFFFF)
+    if d[D_HASMEM]:
+        cpu[EA] = effective_address(cpu, d)
+    # a faulting instruction leaves the flags as they were
+    saved_flags = cpu[EFLAGS]
+    saved_op = cpu[LF_OP]
+    saved_a = cpu[LF_A]
+    saved_b = cpu[LF_B]
+    saved_r = cpu[LF_R]
+    saved_size = cpu[LF_SIZE]
+    cpu[INHIBIT_IRQ] = 0
+    execute(g, d)
+    if cpu[FAULT] >= 0:
+        if cpu[EXIT_REASON] == EXIT_WATCH:
+            cpu[EXIT_REASON] = EXIT_NONE      # the instruction did not retire: no watch hit
+        cpu[EFLAGS] = saved_flags
+        cpu[LF_OP] = saved_op
+        cpu[LF_A] = saved_a
+        cpu[LF_B] = saved_b
+        cpu[LF_R] = saved_r
+        cpu[LF_SIZE] = saved_size
+        if cpu[FAULT] == VEC_MMIO_EXIT:
+            # not retired: re-executed when Python has served the MMIO access
+            cpu[FAULT] = -1
+            cpu[FAULT_ERR] = -1
+            cpu[EXIT_REASON] = EXIT_MMIO
+            return
+        handle_fault(g)
+    elif cpu[EXIT_REASON] != EXIT_IO:     # EXIT_IO: not retired, re-executed when the port is served
+        cpu[EIP] = cpu[NEXT_EIP]
+        cpu[ICOUNT] += 1
+        if cpu[MMIO_SERVED]:
+            cpu[MMIO_SERVED] = 0
+            cpu[MMIO_READ_READY] = 0
+            cpu[MMIO_WRITE_DONE] = 0
+
+
+@jit
 def run(g, budget, skip_breakpoint_at_start):
     """Run at most ``budget`` instructions; returns an EXIT_* code."""
     cpu = g.cpu
     dev = g.dev
     cpu[EXIT_REASON] = EXIT_NONE
+    if cpu[BATCH_LEFT] > 0 and cpu[BATCH_STEPS] < 0:
+        batch_load(g)             # a new batch: its first case
     n = 0
     while n < budget:
         if cpu[ICOUNT] >= dev[DEADLINE_ICOUNT]:
             catch_up(g)
         # INHIBIT_IRQ still holds the shadow of the previous instruction (STI, MOV SS)
-        if (cpu[NMI_PENDING] or (cpu[INTR_LINE] and cpu[EFLAGS] & FLAG_IF)) and not cpu[INHIBIT_IRQ]:
+        # (a batch runs its cases back to back: interrupts wait until it ends)
+        if (cpu[NMI_PENDING] or (cpu[INTR_LINE] and cpu[EFLAGS] & FLAG_IF)) and not cpu[INHIBIT_IRQ] \
+                and cpu[BATCH_LEFT] == 0:
             take_interrupt(g)
             if cpu[EXIT_REASON] != EXIT_NONE:
                 break
@@ -83,48 +133,10 @@ def run(g, budget, skip_breakpoint_at_start):
         idx = lookup(g, eip)
         if idx < 0:
             handle_fault(g)
-            if cpu[EXIT_REASON] != EXIT_NONE:
-                break
-            continue
-        d = g.ic[idx]
-        cs32 = cpu[SEG_SLOTS + CS * SEG_STRIDE + SEG_ATTR] & ATTR_DB
-        cpu[NEXT_EIP] = (eip + d[D_LEN]) & (0xFFFFFFFF if cs32 else 0xFFFF)
-        if d[D_HASMEM]:
-            cpu[EA] = effective_address(cpu, d)
-        # a faulting instruction leaves the flags as they were
-        saved_flags = cpu[EFLAGS]
-        saved_op = cpu[LF_OP]
-        saved_a = cpu[LF_A]
-        saved_b = cpu[LF_B]
-        saved_r = cpu[LF_R]
-        saved_size = cpu[LF_SIZE]
-        cpu[INHIBIT_IRQ] = 0
-        execute(g, d)
-        if cpu[FAULT] >= 0:
-            if cpu[EXIT_REASON] == EXIT_WATCH:
-                cpu[EXIT_REASON] = EXIT_NONE      # the instruction did not retire: no watch hit
-            cpu[EFLAGS] = saved_flags
-            cpu[LF_OP] = saved_op
-            cpu[LF_A] = saved_a
-            cpu[LF_B] = saved_b
-            cpu[LF_R] = saved_r
-            cpu[LF_SIZE] = saved_size
-            if cpu[FAULT] == VEC_MMIO_EXIT:
-                # not retired: re-executed when Python has served the MMIO access
-                cpu[FAULT] = -1
-                cpu[FAULT_ERR] = -1
-                cpu[EXIT_REASON] = EXIT_MMIO
-                break
-            handle_fault(g)
-        elif cpu[EXIT_REASON] == EXIT_IO:
-            break          # not retired: re-executed when Python has served the port
         else:
-            cpu[EIP] = cpu[NEXT_EIP]
-            cpu[ICOUNT] += 1
-            if cpu[MMIO_SERVED]:
-                cpu[MMIO_SERVED] = 0
-                cpu[MMIO_READ_READY] = 0
-                cpu[MMIO_WRITE_DONE] = 0
+            execute_at(g, idx, eip)
+        if cpu[BATCH_LEFT] > 0:
+            batch_next(g)
         if cpu[EXIT_REASON] != EXIT_NONE:
             break
     if cpu[EXIT_REASON] == EXIT_NONE:

@@ -135,7 +135,7 @@ def _make_case(rng, row):
         return None        # a 16-bit double shift by more than 16 has an undefined result
     regs = {n: v & 0xFFFFFFFF for n, v in zip(names, reg_values)}
     eflags = rng.getrandbits(12) & 0x0CD5
-    mem = bytes(rng.getrandbits(8) for _ in range(WINDOW))
+    mem = rng.randbytes(WINDOW)
     return Case(bytes(code), regs, eflags, mem)
 
 

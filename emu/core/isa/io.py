@@ -58,6 +58,8 @@ def port_allowed(g, port, size):
         return False
     base = cpu[trs + SEG_BASE]
     iomap = read_linear(g, base + 0x66, 2, ACCESS_READ, False)
+    if cpu[FAULT] >= 0:
+        return False    # a #PF reading the TSS is delivered as such
     at = iomap + (port >> 3)
     if at + 1 > limit:
         return False

@@ -148,8 +148,10 @@ def cmpxchg8b(g, d):
     EDX:EAX = m64 and ZF = 0 (the old value is written back)."""
     cpu = g.cpu
     seg = d[D_SEG]
+    # the operand is the 8 bytes at EA..EA+7: the effective address wraps at the
+    # address size, the bytes of one operand do not (past the limit is #GP/#SS)
     lo = read_mem(g, seg, cpu[EA], 4)
-    hi = read_mem(g, seg, (cpu[EA] + 4) & ((1 << (d[D_ASIZE] * 8)) - 1), 4)
+    hi = read_mem(g, seg, cpu[EA] + 4, 4)
     if cpu[FAULT] >= 0:
         return
     if lo == (cpu[EAX] & 0xFFFFFFFF) and hi == (cpu[EDX] & 0xFFFFFFFF):
@@ -163,7 +165,7 @@ def cmpxchg8b(g, d):
     if not check_write(g, seg, cpu[EA], 8):
         return
     write_mem(g, seg, cpu[EA], 4, nlo)
-    write_mem(g, seg, (cpu[EA] + 4) & ((1 << (d[D_ASIZE] * 8)) - 1), 4, nhi)
+    write_mem(g, seg, cpu[EA] + 4, 4, nhi)
     if not zf:
         cpu[EAX] = lo
         cpu[EDX] = hi

@@ -19,7 +19,7 @@ from emu.core.operands import get_reg, set_reg
 from emu.core.isa.io import port_allowed, port_read, port_write
 from emu.core.layout import (FAULT, EAX, ECX, EDX, ESI, EDI, ES, DS, NEXT_EIP, INSN_EIP, EXIT_REASON,
                              D_ASIZE, D_SEGOVR, D_REP, D_S0, D_S1, FLAG_DF, FLAG_ZF, REP_NONE,
-                             REP_E, REP_NE, VEC_GP)
+                             REP_E, REP_NE, VEC_GP, REP_YIELD)
 
 CHUNK = 1024
 
@@ -110,6 +110,7 @@ def string_loop(g, d, op, size):
         done += 1
         if done >= CHUNK and get_reg(cpu, ECX, asize) != 0:
             cpu[NEXT_EIP] = cpu[INSN_EIP]
+            cpu[REP_YIELD] = 1
             return
 
 
