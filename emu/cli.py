@@ -566,7 +566,8 @@ def cmd_fuzz(args, stream=None):
                     f"visor86 {rate:,.0f} cases/s")
             print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
         report, minimised = campaign(classes, args.cases, args.seed, args.jobs,
-                                     progress=None if args.quiet else progress)
+                                     progress=None if args.quiet else progress,
+                                     undefined_flags=args.undefined_flags)
         if tty and not args.quiet:
             print(file=sys.stderr)
         print(report.text([small for small, _ in minimised]), file=out)
@@ -665,6 +666,10 @@ def build_parser():
                       help="where minimised divergences go as JSON (default ./fuzz-cases)")
     fuzz.add_argument("--replay", nargs="+", metavar="CASE.json",
                       help="run saved cases again in visor86 and on the host and say whether they still differ")
+    fuzz.add_argument("--undefined-flags", choices=("host", "intel", "amd", "zero"), default="host",
+                      help="how visor86 sets the flags the SDM leaves undefined: as the host CPU's "
+                           "vendor does (the default), as intel or amd processors do, or zero; the "
+                           "report measures the agreement with the host")
     fuzz.add_argument("--quiet", action="store_true", help="no progress lines")
     fuzz.set_defaults(func=cmd_fuzz, memory=0, max_instructions=None)
     demo.set_defaults(func=cmd_demo)

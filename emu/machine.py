@@ -26,6 +26,24 @@ RESET_EDX_SIGNATURE = 0x00000633   # = emu.core.isa.system.CPUID_SIGNATURE
 BUNDLED_BIOS = pathlib.Path(__file__).resolve().parent.parent / "firmware" / "bios" / "bios.bin"
 
 
+def host_cpu_vendor(cpuinfo="/proc/cpuinfo"):
+    """"intel" or "amd": the vendor of the CPU this process runs on."""
+    try:
+        text = open(cpuinfo, encoding="ascii", errors="replace").read()
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        if line.startswith("vendor_id"):
+            vendor = line.split(":", 1)[1].strip()
+            if vendor == "GenuineIntel":
+                return "intel"
+            if vendor == "AuthenticAMD":
+                return "amd"
+            raise ValueError(f"the host CPU is a {vendor}: visor86 models the undefined flags of "
+                             "intel and amd processors only")
+    raise ValueError(f"cannot tell the host CPU's vendor (no vendor_id in {cpuinfo})")
+
+
 @dataclass(frozen=True)
 class Exit:
     """Why a run stopped.
@@ -349,7 +367,9 @@ class Machine:
         """Power-on reset (SDM Vol. 3, 9.1.1, table 9-1): real mode,
         CS = F000 with base FFFF0000, EIP = FFF0, EDX = processor signature."""
         c = self._state.cpu
+        policy = int(c[L.UNDEFINED_FLAGS])          # a property of the processor: kept
         c[:] = 0
+        c[L.UNDEFINED_FLAGS] = policy
         for seg in range(8):
             s = L.SEG_SLOTS + seg * L.SEG_STRIDE
             c[s + L.SEG_LIMIT] = 0xFFFF
@@ -375,6 +395,22 @@ class Machine:
         self._invalidate_decoded()
 
     # --- options ------------------------------------------------------------------
+
+    @property
+    def undefined_flags(self):
+        """How the flags the SDM leaves undefined are set (after MUL, DIV,
+        BSF, shifts by more than 1 ...): "intel" (the default, matching the
+        GenuineIntel CPUID), "amd", or "zero".  Setting "host" picks the
+        host CPU's vendor."""
+        return L.UNDEF_NAMES[int(self._state.cpu[L.UNDEFINED_FLAGS])]
+
+    @undefined_flags.setter
+    def undefined_flags(self, policy):
+        if policy == "host":
+            policy = host_cpu_vendor()
+        if policy not in L.UNDEF_NAMES:
+            raise ValueError(f"undefined_flags must be one of host, {', '.join(L.UNDEF_NAMES)}; not {policy!r}")
+        self._state.cpu[L.UNDEFINED_FLAGS] = L.UNDEF_NAMES.index(policy)
 
     @property
     def deliver_exceptions(self):

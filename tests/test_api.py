@@ -165,3 +165,26 @@ def test_python_write_to_code_is_seen():
     m.cpu.eip = 0x1000
     m.run()
     assert (m.cpu.ecx, m.cpu.eax) == (1, 1)
+
+
+def test_step_over_a_port_served_by_python_completes_the_instruction():
+    """An IN from a Python device leaves the loop to be served; step() still
+    executes exactly that one instruction, and the device is read once."""
+    reads = []
+
+    class Device:
+        def read(self, port, size):
+            reads.append(port)
+            return 0x42
+
+        def write(self, port, size, value):
+            pass
+    m = flat(b"\xec\x40", edx=0x5556)          # in al, dx; inc eax
+    m.port_handlers[0x5556] = Device()
+    e = m.step()
+    assert e.kind == "budget" and e.instructions == 1
+    assert m.cpu.eip == 0x1001 and m.cpu.al == 0x42 and reads == [0x5556]
+    m.add_breakpoint(0x1000)
+    m.cpu.eip = 0x1000
+    e = m.run(max_instructions=1)               # a breakpoint at the IN does not stop it twice
+    assert m.cpu.eip == 0x1001 and reads == [0x5556, 0x5556]

@@ -7,7 +7,8 @@ a - b - c in int64) makes CF one shift for both addition and subtraction.
 """
 from emu.core.jit import jit
 from emu.core.layout import (EFLAGS, LF_OP, LF_A, LF_B, LF_R, LF_SIZE, FLAG_CF, FLAG_PF,
-                             FLAG_AF, FLAG_ZF, FLAG_SF, FLAG_OF, FLAGS_ARITH, FLAG_RESERVED1)
+                             FLAG_AF, FLAG_ZF, FLAG_SF, FLAG_OF, FLAGS_ARITH, FLAG_RESERVED1,
+                             UNDEFINED_FLAGS, UNDEF_INTEL, UNDEF_AMD)
 
 LF_NONE = 0      # EFLAGS holds every flag
 LF_ADD = 1       # r = a + b (+ carry)
@@ -159,3 +160,21 @@ def set_result_flags(cpu, mask, r, size, cf, of, af):
     if af:
         f |= FLAG_AF
     set_flag_bits(cpu, mask, f)
+
+
+@jit
+def pick_undefined(cpu, intel, amd):
+    """The value of a flag (or flags) the SDM leaves undefined, by the
+    machine's policy (UNDEFINED_FLAGS): Intel's, AMD's, or 0."""
+    policy = cpu[UNDEFINED_FLAGS]
+    if policy == UNDEF_INTEL:
+        return intel
+    if policy == UNDEF_AMD:
+        return amd
+    return 0
+
+
+@jit
+def set_undefined(cpu, mask, intel, amd):
+    """Set the undefined flags in ``mask`` to the policy's bits."""
+    set_flag_bits(cpu, mask, pick_undefined(cpu, intel, amd))

@@ -126,7 +126,14 @@ BATCH_WINDOW = 213      # physical address of the data window
 BATCH_WINDOW_LEN = 214
 BATCH_STEPS = 215       # attempts of the current case (a REP instruction yields every 1024 elements)
 REP_YIELD = 216         # set by a REP string instruction that stopped to let the loop check events
+UNDEFINED_FLAGS = 217   # UNDEF_*: how flags the SDM leaves undefined are set (flags.undefined)
 CPU_SLOTS = 224
+
+# policies for the flags the SDM leaves undefined (flags.pick_undefined):
+# as Intel processors set them (box64's model of modern Intel cores; not
+# measured here), as AMD's do (measured on a Zen 4 by `emu fuzz`), or zero
+UNDEF_INTEL, UNDEF_AMD, UNDEF_ZERO = 0, 1, 2
+UNDEF_NAMES = ("intel", "amd", "zero")
 
 # a case record (little-endian dwords), the window follows the header; the
 # outcome overwrites it: registers, EFLAGS and the window as they are after

@@ -63,9 +63,10 @@ class Visor86Side:
     thousands per call of the jitted loop, each from its own registers,
     flags, code and data window."""
 
-    def __init__(self):
+    def __init__(self, undefined_flags="host"):
         from emu import Machine
         self.m = Machine.flat32(memory_size=4 << 20)
+        self.m.undefined_flags = undefined_flags
         self.batch_seconds = 0.0          # inside the jitted loop only
         # the first call loads the compiled core: keep it out of the timings
         self.run(Case(b"\x90", {}, 0, b""))
@@ -164,9 +165,11 @@ class Divergence:
     ours: Outcome
     ref: Outcome
     diffs: list
+    policy: str = "intel"
 
     def as_json(self, minimised_from=None):
         data = {"format": CASE_FORMAT, "version": CASE_VERSION, "oracle": "host", "mode": 32,
+                "undefined_flags": self.policy,
                 "class": self.klass, "row": row_key(self.row), "code": self.case.code.hex(),
                 "disassembly": disassemble(self.case.code),
                 "regs": {r: f"{v:#010x}" for r, v in self.case.regs.items()},
@@ -215,7 +218,7 @@ class ChunkResult:
     batch_seconds: float = 0.0      # of which inside the jitted batch loop
 
 
-def run_chunk(classes, seed, chunk, size, native=None, side=None):
+def run_chunk(classes, seed, chunk, size, native=None, side=None, undefined_flags="host"):
     triples = generate(classes, seed, chunk, size)
     cases = [c for _, _, c in triples]
     own = native is None
@@ -227,7 +230,7 @@ def run_chunk(classes, seed, chunk, size, native=None, side=None):
     finally:
         if own:
             native.close()
-    side = side or Visor86Side()
+    side = side or Visor86Side(undefined_flags)
     t = time.perf_counter()
     in_batch = side.batch_seconds
     ours = side.run_many(cases)
@@ -242,7 +245,7 @@ def run_chunk(classes, seed, chunk, size, native=None, side=None):
         s.add_undefined(undefined, mine, ref)
         if diffs:
             s.divergences += 1
-            divergences.append(Divergence(klass, row, case, mine, ref, diffs))
+            divergences.append(Divergence(klass, row, case, mine, ref, diffs, side.m.undefined_flags))
     return ChunkResult(stats, divergences, visor86_seconds, host_seconds, batch_seconds)
 
 
@@ -261,7 +264,7 @@ def minimise(div, native, side):
         ours = side.run(case)
         diffs, _ = compare(div.row, case, ours, ref)
         if diffs and signature(diffs) == want:
-            best = Divergence(div.klass, div.row, case, ours, ref, diffs)
+            best = Divergence(div.klass, div.row, case, ours, ref, diffs, div.policy)
             return True
         return False
 
@@ -291,10 +294,25 @@ def minimise(div, native, side):
     return best
 
 
+def resolve_policy(undefined_flags):
+    """The policy name for Machine.undefined_flags ("host" becomes the host's vendor)."""
+    from emu.core.layout import UNDEF_NAMES
+    from emu.machine import host_cpu_vendor
+    if undefined_flags == "host":
+        try:
+            return host_cpu_vendor()
+        except ValueError as e:
+            raise FuzzError(str(e))
+    if undefined_flags not in UNDEF_NAMES:
+        raise FuzzError(f"--undefined-flags is one of host, {', '.join(UNDEF_NAMES)}; not {undefined_flags!r}")
+    return undefined_flags
+
+
 @dataclass
 class Report:
     classes: tuple
     seed: int
+    undefined_flags: str = "intel"
     cases: int = 0
     stats: dict = field(default_factory=dict)
     divergences: list = field(default_factory=list)
@@ -318,7 +336,8 @@ class Report:
                  f"  per process: visor86 {self.cases / max(self.batch_seconds, 1e-9):,.0f} cases/s in "
                  f"the jitted batch ({self.cases / max(self.visor86_seconds, 1e-9):,.0f} with Python's "
                  f"marshalling), host {self.cases / max(self.host_seconds, 1e-9):,.0f} cases/s", "",
-                 f"  {'class':<9} {'cases':>8} {'diverge':>8}   undefined flags: agreement with the host"]
+                 f"  {'class':<9} {'cases':>8} {'diverge':>8}   undefined flags ({self.undefined_flags} "
+                 f"policy): agreement with the host"]
         for c in self.classes:
             s = self.stats.get(c, ClassStats())
             agree = ", ".join(f"{name} {a / n:.1%} of {n}" for name, (n, a) in sorted(s.undefined.items()))
@@ -339,22 +358,28 @@ _WORKER = {}
 
 def _chunk_job(args):
     """A chunk in a worker process, which keeps its executor and machine."""
+    *args, undefined_flags = args
     if not _WORKER:
         _WORKER["native"] = NativeExecutor()
-        _WORKER["side"] = Visor86Side()
+        _WORKER["side"] = Visor86Side(undefined_flags)
     return run_chunk(*args, native=_WORKER["native"], side=_WORKER["side"])
 
 
-def campaign(classes=HOST_CLASSES, cases=10_000, seed=0, jobs=1, progress=None, minimise_limit=20):
+def campaign(classes=HOST_CLASSES, cases=10_000, seed=0, jobs=1, progress=None, minimise_limit=20,
+             undefined_flags="host"):
     """Run ``cases`` cases; returns (report, minimised divergences: at
-    most ``minimise_limit``, one for each instruction and set of fields)."""
+    most ``minimise_limit``, one for each instruction and set of fields).
+    ``undefined_flags`` is visor86's policy for the flags the SDM leaves
+    undefined (Machine.undefined_flags); the report measures how often
+    they agree with the host's."""
     classes = check_classes(classes)
+    policy = resolve_policy(undefined_flags)
     if cases < 1:
         raise FuzzError("a campaign needs at least one case")
-    report = Report(classes, seed)
+    report = Report(classes, seed, policy)
     sizes = [min(CHUNK, cases - k) for k in range(0, cases, CHUNK)]
     start = time.perf_counter()
-    work = [(classes, seed, i, n) for i, n in enumerate(sizes)]
+    work = [(classes, seed, i, n, policy) for i, n in enumerate(sizes)]
     if jobs > 1:
         import concurrent.futures
         import multiprocessing
@@ -365,9 +390,9 @@ def campaign(classes=HOST_CLASSES, cases=10_000, seed=0, jobs=1, progress=None, 
                     progress(report)
     else:
         with NativeExecutor() as native:
-            side = Visor86Side()
+            side = Visor86Side(policy)
             for w in work:
-                report.add(run_chunk(*w, native=native, side=side))
+                report.add(run_chunk(*w[:-1], native=native, side=side))
                 if progress:
                     progress(report)
     report.wall_seconds = time.perf_counter() - start
@@ -380,7 +405,7 @@ def campaign(classes=HOST_CLASSES, cases=10_000, seed=0, jobs=1, progress=None, 
     minimised = []
     if picked:
         with NativeExecutor() as native:
-            side = Visor86Side()
+            side = Visor86Side(policy)
             minimised = [(minimise(d, native, side), d) for d in picked]
     return report, minimised
 
@@ -426,7 +451,12 @@ def load_case(path):
     why = host_unsafe(row, case)
     if why:
         raise FuzzError(f"{path}: the host CPU cannot run this case safely: {why}")
-    return data.get("class", "?"), row, case
+    policy = data.get("undefined_flags", "intel")
+    try:
+        resolve_policy(policy)
+    except FuzzError:
+        raise FuzzError(f"{path}: unknown undefined_flags {policy!r}")
+    return data.get("class", "?"), row, case, policy
 
 
 def host_unsafe(row, case):
@@ -458,10 +488,10 @@ def host_unsafe(row, case):
 
 def replay(path):
     """Run a case file in visor86 and on the host again: (differences, ours, host)."""
-    _, row, case = load_case(path)
+    _, row, case, policy = load_case(path)
     with NativeExecutor() as native:
         r = native.run([case])[0]
     ref = Outcome(r.regs, r.eflags, r.mem, r.exception)
-    ours = Visor86Side().run(case)
+    ours = Visor86Side(policy).run(case)
     diffs, _ = compare(row, case, ours, ref)
     return diffs, ours, ref

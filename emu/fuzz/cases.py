@@ -159,6 +159,8 @@ def undefined_flags(row, case):
             undefined |= L.FLAG_OF
         if row.mnemonic in ("SHL", "SHR", "SAR", "SHLD", "SHRD"):
             undefined |= L.FLAG_AF
-            if count > bits:
-                undefined |= L.FLAG_CF | L.FLAG_OF
+        if row.mnemonic in ("SHL", "SHR") and count >= bits:
+            undefined |= L.FLAG_CF | L.FLAG_OF       # SDM: CF is undefined for a count >= the size
+        if row.mnemonic in ("SHLD", "SHRD") and count > bits:
+            undefined |= L.FLAGS_ARITH
     return undefined

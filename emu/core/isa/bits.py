@@ -1,11 +1,14 @@
 """Bit and byte instructions (SDM Vol. 1, 7.3.7): BT BTS BTR BTC, BSF BSR,
 SETcc, BSWAP."""
 from emu.core.jit import jit
-from emu.core.flags import condition, set_flag_bits
+from emu.core.flags import condition, set_flag_bits, get_eflags, parity, set_undefined
 from emu.core.memory import read_mem, write_mem
 from emu.core.operands import read_operand, write_operand, get_reg, set_reg
 from emu.core.layout import (FAULT, EA, D_S0, D_MOD, D_K1, D_ASIZE, D_SEG, D_OPCODE, D_OSIZE,
-                             K_IMM, FLAG_CF, FLAG_ZF)
+                             K_IMM, FLAG_CF, FLAG_ZF, FLAG_OF, FLAG_SF, FLAG_AF, FLAG_PF)
+
+BT_UNDEFINED = FLAG_OF | FLAG_SF | FLAG_AF | FLAG_PF
+BSF_UNDEFINED = FLAG_CF | FLAG_OF | FLAG_SF | FLAG_AF | FLAG_PF
 
 OP_BT, OP_BTS, OP_BTR, OP_BTC = 0, 1, 2, 3
 
@@ -50,6 +53,19 @@ def bit_op(g, d, op):
         elif not write_mem(g, d[D_SEG], addr, size, r):
             return
     set_flag_bits(cpu, FLAG_CF, FLAG_CF if cf else 0)
+    # OF SF AF PF are undefined: Intel and AMD processors leave them as they were
+    f = get_eflags(cpu)
+    set_undefined(cpu, BT_UNDEFINED, f, f)
+
+
+@jit
+def bit_scan_flags(cpu, index):
+    """ZF: the source was 0 (index -1).  CF OF SF AF PF are undefined:
+    Intel and AMD processors clear them but PF, which is the parity of the
+    index (of 0 for a zero source)."""
+    pf = FLAG_PF if parity(max(index, 0)) else 0
+    set_flag_bits(cpu, FLAG_ZF, FLAG_ZF if index < 0 else 0)
+    set_undefined(cpu, BSF_UNDEFINED, pf, pf)
 
 
 @jit
@@ -81,13 +97,14 @@ def bsf(g, d):
     if cpu[FAULT] >= 0:
         return
     if src == 0:
-        set_flag_bits(cpu, FLAG_ZF, FLAG_ZF)
+        bit_scan_flags(cpu, -1)
         return
     i = 0
     while not (src >> i) & 1:
         i += 1
     write_operand(g, d, 0, i)
-    set_flag_bits(cpu, FLAG_ZF, 0)
+    if cpu[FAULT] < 0:
+        bit_scan_flags(cpu, i)
 
 
 @jit
@@ -97,13 +114,14 @@ def bsr(g, d):
     if cpu[FAULT] >= 0:
         return
     if src == 0:
-        set_flag_bits(cpu, FLAG_ZF, FLAG_ZF)
+        bit_scan_flags(cpu, -1)
         return
     i = d[D_S0] * 8 - 1
     while not (src >> i) & 1:
         i -= 1
     write_operand(g, d, 0, i)
-    set_flag_bits(cpu, FLAG_ZF, 0)
+    if cpu[FAULT] < 0:
+        bit_scan_flags(cpu, i)
 
 
 @jit

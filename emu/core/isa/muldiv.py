@@ -7,12 +7,33 @@ import numpy as np
 
 from emu.core.jit import jit
 from emu.core.exceptions import raise_fault
-from emu.core.flags import set_result_flags
+from emu.core.flags import set_result_flags, get_eflags, parity, set_undefined
 from emu.core.operands import read_operand, write_operand, get_reg, set_reg
 from emu.core.layout import (FAULT, EAX, EDX, D_S0, D_S1, D_OPCODE, D_NOPS, FLAG_CF, FLAG_OF,
                              FLAG_SF, FLAG_ZF, FLAG_PF, FLAG_AF, VEC_DE, NO_ERROR_CODE)
 
-MUL_FLAGS = FLAG_CF | FLAG_OF | FLAG_SF | FLAG_ZF | FLAG_PF | FLAG_AF
+MUL_DEFINED = FLAG_CF | FLAG_OF
+MUL_UNDEFINED = FLAG_SF | FLAG_ZF | FLAG_AF | FLAG_PF
+DIV_UNDEFINED = FLAG_CF | FLAG_OF | FLAG_SF | FLAG_ZF | FLAG_AF | FLAG_PF
+
+
+@jit
+def mul_flags(cpu, flags_in, lo, size, overflow):
+    """CF = OF = the product did not fit the low half.  SF ZF AF PF are
+    undefined: Intel processors set SF and PF from the low half and clear
+    ZF and AF; AMD's leave all four as they were."""
+    set_result_flags(cpu, MUL_DEFINED, lo, size, overflow, overflow, False)
+    intel = (FLAG_SF if (lo >> (size * 8 - 1)) & 1 else 0) | (FLAG_PF if parity(lo) else 0)
+    set_undefined(cpu, MUL_UNDEFINED, intel, flags_in)
+
+
+@jit
+def div_flags(cpu, flags_in, signed_divide):
+    """Every arithmetic flag is undefined after DIV and IDIV.  Intel: DIV
+    clears CF OF SF AF and sets ZF PF, IDIV changes nothing.  AMD: both keep
+    CF and OF, clear SF ZF PF and set AF."""
+    amd = (flags_in & (FLAG_CF | FLAG_OF)) | FLAG_AF
+    set_undefined(cpu, DIV_UNDEFINED, flags_in if signed_divide else FLAG_ZF | FLAG_PF, amd)
 
 
 @jit
@@ -34,9 +55,9 @@ def store_double(cpu, size, lo, hi):
 
 @jit
 def mul(g, d):
-    """Unsigned EDX:EAX = EAX * r/m; CF = OF = (upper half != 0).  SF ZF
-    AF PF are undefined: set from the low half (AF = 0), deterministic."""
+    """Unsigned EDX:EAX = EAX * r/m; CF = OF = (upper half != 0)."""
     cpu = g.cpu
+    flags_in = get_eflags(cpu)
     size = d[D_S0]
     src = read_operand(g, d, 0)
     if cpu[FAULT] >= 0:
@@ -47,8 +68,7 @@ def mul(g, d):
     lo = np.int64(p & np.uint64((1 << bits) - 1))
     hi = np.int64(p >> np.uint64(bits))
     store_double(cpu, size, lo, hi)
-    c = hi != 0
-    set_result_flags(cpu, MUL_FLAGS, lo, size, c, c, False)
+    mul_flags(cpu, flags_in, lo, size, hi != 0)
 
 
 @jit
@@ -57,6 +77,7 @@ def imul(g, d):
     double width), two operands (0F AF, truncated), three operands (69/6B).
     CF = OF = the signed result did not fit the destination."""
     cpu = g.cpu
+    flags_in = get_eflags(cpu)
     size = d[D_S0]
     if d[D_NOPS] == 1:
         src = read_operand(g, d, 0)
@@ -67,8 +88,7 @@ def imul(g, d):
         lo = p & ((1 << bits) - 1)
         hi = (p >> bits) & ((1 << bits) - 1)
         store_double(cpu, size, lo, hi)
-        c = p != signed(lo, size)
-        set_result_flags(cpu, MUL_FLAGS, lo, size, c, c, False)
+        mul_flags(cpu, flags_in, lo, size, p != signed(lo, size))
         return
     if d[D_NOPS] == 2:
         a = read_operand(g, d, 0)
@@ -80,9 +100,9 @@ def imul(g, d):
         return
     p = signed(a, size) * signed(b, size)
     lo = p & ((1 << (size * 8)) - 1)
-    c = p != signed(lo, size)
     write_operand(g, d, 0, lo)
-    set_result_flags(cpu, MUL_FLAGS, lo, size, c, c, False)
+    if cpu[FAULT] < 0:
+        mul_flags(cpu, flags_in, lo, size, p != signed(lo, size))
 
 
 @jit
@@ -108,6 +128,7 @@ def div(g, d):
     n = (np.uint64(hi) << np.uint64(bits)) | np.uint64(lo)
     q = np.int64(n // np.uint64(divisor))
     r = np.int64(n % np.uint64(divisor))
+    div_flags(cpu, get_eflags(cpu), False)
     store_double(cpu, size, q, r)
 
 
@@ -141,4 +162,5 @@ def idiv(g, d):
     if q < -(1 << (bits - 1)) or q > (1 << (bits - 1)) - 1:
         raise_fault(cpu, VEC_DE, NO_ERROR_CODE)
         return
+    div_flags(cpu, get_eflags(cpu), True)
     store_double(cpu, size, q, r)
