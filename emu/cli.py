@@ -531,6 +531,8 @@ def cmd_demo(args, stream=None):
 def cmd_fuzz(args, stream=None):
     """emu fuzz: a differential campaign against the host CPU, or --replay CASE."""
     from emu.fuzz.campaign import campaign, write_cases, replay, FuzzError, HOST_CLASSES
+    if args.decode or args.mode is not None or args.host is not None:
+        return cmd_fuzz_decode(args, stream)
     out = stream if stream is not None else sys.stdout
     try:
         if args.replay:
@@ -578,6 +580,40 @@ def cmd_fuzz(args, stream=None):
         return 1 if report.divergences else 0
     except FuzzError as e:
         raise UsageError(str(e))
+
+
+def cmd_fuzz_decode(args, stream=None):
+    """emu fuzz --decode: random byte strings decoded by visor86 and capstone."""
+    from emu.fuzz.decode import campaign, DecodeFuzzError
+    out = stream if stream is not None else sys.stdout
+    if not args.decode:
+        raise UsageError("--mode and --host go with --decode")
+    if args.replay or args.classes or args.jobs != 1:
+        raise UsageError("--decode takes --cases, --seed, --mode, --host and --quiet "
+                         "(not --replay, --classes or --jobs)")
+    tty = sys.stderr.isatty()
+    shown = [-1]
+
+    def progress(report, total):
+        done = report.strings
+        if not tty:
+            tenth = 10 * done // total
+            if tenth == shown[0]:
+                return
+            shown[0] = tenth
+        bar = "#" * (30 * done // total)
+        line = (f"[{bar:<30}] {done}/{total} strings, {len(report.bug_candidates)} bug candidates, "
+                f"visor86 {done / max(report.visor86_seconds, 1e-9):,.0f} strings/s")
+        print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+    try:
+        report = campaign(args.cases, args.seed, args.mode or 32, progress=None if args.quiet else progress,
+                          host_cases=args.host)
+    except DecodeFuzzError as e:
+        raise UsageError(str(e))
+    if tty and not args.quiet:
+        print(file=sys.stderr)
+    print(report.text(), file=out)
+    return 1 if report.failed else 0
 
 
 def build_parser():
@@ -656,7 +692,8 @@ def build_parser():
                                       "worker). Results, memory, exceptions and the flags the SDM defines "
                                       "are compared; undefined flags are reported as agreement per class. "
                                       "Divergences are minimised and written as JSON cases. Exit status 1 "
-                                      "when something diverged.")
+                                      "when something diverged. With --decode, the decoder alone: random "
+                                      "byte strings, length and validity against capstone.")
     fuzz.add_argument("--cases", type=int, default=10_000, metavar="N", help="how many cases (default 10000)")
     fuzz.add_argument("--seed", type=int, default=0, help="the campaign's seed: the same seed, the same cases")
     fuzz.add_argument("--classes", metavar="A,B", help="instruction classes to draw from "
@@ -671,6 +708,16 @@ def build_parser():
                            "vendor does (the default), as intel or amd processors do, or zero; the "
                            "report measures the agreement with the host")
     fuzz.add_argument("--quiet", action="store_true", help="no progress lines")
+    fuzz.add_argument("--decode", action="store_true",
+                      help="decoder mode: random byte strings; instruction length and validity compared "
+                           "with capstone and, for strings built as one instruction of the host-safe set "
+                           "with a prefix mix, with the host CPU (random bytes never run natively). Exit "
+                           "status 1 on a disagreement about an instruction visor86 implements")
+    fuzz.add_argument("--mode", type=int, choices=(16, 32), help="with --decode: 16- or 32-bit code (default 32)")
+    fuzz.add_argument("--host", type=int, metavar="N",
+                      help="with --decode in 32-bit mode: run at most N host-safe strings on the host CPU "
+                           "(default: all, about one string in fifty; 0 for none, which also skips compiling "
+                           "the CPU core)")
     fuzz.set_defaults(func=cmd_fuzz, memory=0, max_instructions=None)
     demo.set_defaults(func=cmd_demo)
     run.set_defaults(func=cmd_run)

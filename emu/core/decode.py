@@ -11,7 +11,7 @@ from emu.core.layout import (FAULT, D_LEN, D_ROW, D_MNEM, D_GROUP, D_OSIZE, D_AS
                              D_SEGOVR, D_REP, D_LOCK, D_MOD, D_REG, D_RM, D_BASE, D_INDEX,
                              D_SCALE, D_DISP, D_IMM, D_IMM2, D_K0, D_S0, D_OPCODE, D_NOPS,
                              D_HASMEM, DS, SS, EBP, ESP, EBX, ESI, EDI, K_NONE, K_RM, K_MEM,
-                             K_IMM, K_REL, K_FARPTR, K_MOFFS, K_IMM2, SZ_V, SZ_P, SZ_A, SZ_S,
+                             K_IMM, K_REL, K_FARPTR, K_MOFFS, K_IMM2, K_RMREG, SZ_V, SZ_P, SZ_A, SZ_S,
                              REP_NONE, REP_NE, REP_E, VEC_GP, VEC_UD)
 
 MAX_INSN_LEN = 15
@@ -120,6 +120,11 @@ def decode(g, eip, cs32, d):
         if cpu[FAULT] >= 0:
             return False
         pos += 1
+    if modrm >= 0 and (ROW_KIND[row * 3] == K_RMREG or ROW_KIND[row * 3 + 1] == K_RMREG):
+        # MOV to/from CRn/DRn: the mod bits are ignored and r/m always names a
+        # register, so no SIB or displacement follows (SDM Vol. 2, MOV--Move
+        # to/from Control Registers, and --Debug Registers)
+        modrm |= 0xC0
     # --- ModRM / SIB / displacement
     d[D_HASMEM] = 0
     d[D_BASE] = -1
