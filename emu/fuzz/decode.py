@@ -557,7 +557,10 @@ class HostStats:
                f"and in visor86",
                f"  agree: completed {self.completed}, #UD {self.ud}, same other exception "
                f"{self.other_exceptions}; diverge {len(self.divergences)}"
-               + (f"; refused by the safety check {self.refused}" if self.refused else "")]
+               + (f"; refused by the safety check {self.refused}" if self.refused else ""),
+               f"  host {self.cases / max(self.host_seconds, 1e-9):,.0f} strings/s (a new forked worker "
+               f"after each fault), visor86 {self.cases / max(self.visor86_seconds, 1e-9):,.0f} strings/s "
+               f"(Machine.step)"]
         for code, text, diffs in self.divergences[:10]:
             out.append(f"    {code.hex():<30} {text:<36} " + "; ".join(diffs))
         return out
