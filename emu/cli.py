@@ -529,27 +529,42 @@ def cmd_demo(args, stream=None):
 
 
 def cmd_fuzz(args, stream=None):
-    """emu fuzz: a differential campaign against the host CPU, or --replay CASE."""
-    from emu.fuzz.campaign import campaign, write_cases, replay, FuzzError, HOST_CLASSES
-    if args.decode or args.mode is not None or args.host is not None:
+    """emu fuzz: a differential campaign against the host CPU or Unicorn, --replay CASE, or --decode."""
+    from emu.fuzz.campaign import (campaign, write_cases, replay_case, FuzzError, ORACLES, oracle_classes,
+                                   check_classes, check_modes, make_oracle)
+    if args.decode or args.host is not None:
         return cmd_fuzz_decode(args, stream)
     out = stream if stream is not None else sys.stdout
     try:
         if args.replay:
             status = 0
             for path in args.replay:
-                diffs, ours, ref = replay(path)
-                if diffs:
+                r = replay_case(path)
+                if r.diffs:
                     status = 1
-                    print(f"{path}: still diverges: " + "; ".join(diffs), file=out)
+                    print(f"{path}: still diverges from {r.title}: " + "; ".join(r.diffs), file=out)
+                elif r.deviation:
+                    print(f"{path}: not compared: {r.title} departs from the SDM here ({r.deviation})", file=out)
+                elif r.skipped:
+                    print(f"{path}: not compared: {r.skipped}", file=out)
                 else:
-                    print(f"{path}: visor86 and the host CPU agree", file=out)
+                    print(f"{path}: visor86 and {r.title} agree", file=out)
             return status
+        oracle = args.oracle or "host"
+        if oracle not in ORACLES:
+            raise UsageError(f"--oracle is one of {', '.join(ORACLES)}, not {oracle!r}")
+        modes = {None: None, "16": (16,), "32": (32,), "both": (16, 32)}
+        if args.mode not in modes:
+            raise UsageError(f"--mode is 16, 32 or both, not {args.mode!r}")
         if args.cases < 1:
             raise UsageError("--cases must be at least 1")
         if args.jobs < 1:
             raise UsageError("--jobs must be at least 1")
-        classes = tuple(c for c in args.classes.split(",") if c) if args.classes else HOST_CLASSES
+        classes = tuple(c for c in args.classes.split(",") if c) if args.classes is not None \
+            else oracle_classes(oracle)
+        classes = check_classes(classes, oracle)
+        modes = check_modes(modes[args.mode], oracle)
+        reference = make_oracle(oracle).short
         tty = sys.stderr.isatty()
 
         shown = [-1]
@@ -562,13 +577,15 @@ def cmd_fuzz(args, stream=None):
                 if tenth == shown[0]:
                     return
                 shown[0] = tenth
-            rate = report.cases / max(report.batch_seconds, 1e-9)
+            mine, theirs = report.rates()
+            if report.batch_seconds:
+                mine = report.cases / report.batch_seconds      # inside the jitted batch loop
             bar = "#" * (30 * done // args.cases)
             line = (f"[{bar:<30}] {done}/{args.cases} cases, {len(report.divergences)} divergences, "
-                    f"visor86 {rate:,.0f} cases/s")
+                    f"visor86 {mine:,.0f} cases/s, {reference} {theirs:,.0f} cases/s")
             print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
         report, minimised = campaign(classes, args.cases, args.seed, args.jobs,
-                                     progress=None if args.quiet else progress,
+                                     progress=None if args.quiet else progress, oracle=oracle, modes=modes,
                                      undefined_flags=args.undefined_flags)
         if tty and not args.quiet:
             print(file=sys.stderr)
@@ -587,7 +604,11 @@ def cmd_fuzz_decode(args, stream=None):
     from emu.fuzz.decode import campaign, DecodeFuzzError
     out = stream if stream is not None else sys.stdout
     if not args.decode:
-        raise UsageError("--mode and --host go with --decode")
+        raise UsageError("--host goes with --decode")
+    if args.mode not in (None, "16", "32"):
+        raise UsageError(f"--decode takes --mode 16 or 32, not {args.mode!r}")
+    if args.oracle is not None:
+        raise UsageError("--decode compares with capstone (and the host CPU): it takes no --oracle")
     if args.replay or args.classes or args.jobs != 1:
         raise UsageError("--decode takes --cases, --seed, --mode, --host and --quiet "
                          "(not --replay, --classes or --jobs)")
@@ -606,7 +627,7 @@ def cmd_fuzz_decode(args, stream=None):
                 f"visor86 {done / max(report.visor86_seconds, 1e-9):,.0f} strings/s")
         print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
     try:
-        report = campaign(args.cases, args.seed, args.mode or 32, progress=None if args.quiet else progress,
+        report = campaign(args.cases, args.seed, int(args.mode or 32), progress=None if args.quiet else progress,
                           host_cases=args.host)
     except DecodeFuzzError as e:
         raise UsageError(str(e))
@@ -684,25 +705,37 @@ def build_parser():
     debug.add_argument("--flat", action="store_true", help="IMAGE is a raw real-mode program at 0000:7C00")
     debug.set_defaults(func=cmd_debug, kernel=None, append=None, module=None, max_instructions=None,
                        clock="virtual")
-    fuzz = sub.add_parser("fuzz", help="differential fuzzing of instruction semantics against the host CPU",
+    fuzz = sub.add_parser("fuzz", help="differential fuzzing of instruction semantics against the host CPU "
+                                       "or Unicorn",
                           description="Random single-instruction cases from the opcode table (all forms, "
                                       "register and memory operands, the operand-size prefix, edge and "
-                                      "random values, flags and DF) run in visor86 and natively on the "
-                                      "host CPU (in a forked worker, so a faulting case only ends that "
-                                      "worker). Results, memory, exceptions and the flags the SDM defines "
-                                      "are compared; undefined flags are reported as agreement per class. "
-                                      "Divergences are minimised and written as JSON cases. Exit status 1 "
-                                      "when something diverged. With --decode, the decoder alone: random "
-                                      "byte strings, length and validity against capstone.")
+                                      "random values, flags and DF) run in visor86 and in an oracle: the "
+                                      "host CPU (natively, in a forked worker, so a faulting case only ends "
+                                      "that worker; 32-bit cases of alu, bits, flagctl, move, muldiv, shift) "
+                                      "or Unicorn (16-bit real mode and 32-bit; also bcd, stack, control and "
+                                      "string). Results, memory, exceptions and the flags the SDM defines "
+                                      "are compared; undefined flags are reported as agreement per class; "
+                                      "where Unicorn departs from the SDM the case is counted apart as a "
+                                      "Unicorn deviation. Divergences are minimised and written as JSON "
+                                      "cases. Exit status 1 when something diverged, 2 for bad input. "
+                                      "With --decode, the decoder alone: random byte strings, length and "
+                                      "validity against capstone.")
+    fuzz.add_argument("--oracle", metavar="host|unicorn",
+                      help="the reference: the host CPU (default) or Unicorn")
+    fuzz.add_argument("--mode", metavar="16|32|both",
+                      help="code size of the cases: 16 (real mode), 32 or both (default: both for Unicorn; "
+                           "the host runs 32 only; --decode takes 16 or 32, default 32)")
     fuzz.add_argument("--cases", type=int, default=10_000, metavar="N", help="how many cases (default 10000)")
     fuzz.add_argument("--seed", type=int, default=0, help="the campaign's seed: the same seed, the same cases")
-    fuzz.add_argument("--classes", metavar="A,B", help="instruction classes to draw from "
-                                                       "(default all: alu, bits, flagctl, move, muldiv, shift)")
+    fuzz.add_argument("--classes", metavar="A,B", help="instruction classes to draw from (default all the "
+                                                       "oracle runs: host alu, bits, flagctl, move, muldiv, "
+                                                       "shift; unicorn also bcd, control, stack, string)")
     fuzz.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default 1)")
     fuzz.add_argument("--out", default="fuzz-cases", metavar="DIR",
                       help="where minimised divergences go as JSON (default ./fuzz-cases)")
     fuzz.add_argument("--replay", nargs="+", metavar="CASE.json",
-                      help="run saved cases again in visor86 and on the host and say whether they still differ")
+                      help="run saved cases again in visor86 and in the oracle each file names, and say "
+                           "whether they still differ")
     fuzz.add_argument("--undefined-flags", choices=("host", "intel", "amd", "zero"), default="host",
                       help="how visor86 sets the flags the SDM leaves undefined: as the host CPU's "
                            "vendor does (the default), as intel or amd processors do, or zero; the "
@@ -713,7 +746,6 @@ def build_parser():
                            "with capstone and, for strings built as one instruction of the host-safe set "
                            "with a prefix mix, with the host CPU (random bytes never run natively). Exit "
                            "status 1 on a disagreement about an instruction visor86 implements")
-    fuzz.add_argument("--mode", type=int, choices=(16, 32), help="with --decode: 16- or 32-bit code (default 32)")
     fuzz.add_argument("--host", type=int, metavar="N",
                       help="with --decode in 32-bit mode: run at most N host-safe strings on the host CPU "
                            "(default: all, about one string in fifty; 0 for none, which also skips compiling "

@@ -1,13 +1,23 @@
 """A differential fuzzing campaign: random single-instruction cases from
-the opcode table run in visor86 and on the host CPU; results, memory,
-exceptions and the flags the SDM defines are compared, the flags it leaves
-undefined are counted apart; divergences are minimised and written as
-replayable JSON cases.
+the opcode table run in visor86 and in a reference (an "oracle");
+results, memory, exceptions and the flags the SDM defines are compared,
+the flags it leaves undefined are counted apart; divergences are
+minimised and written as replayable JSON cases.
 
-The host oracle runs the case's bytes natively in 64-bit mode (the classes
-in HOST_CLASSES encode the same there; see native.py), in a forked worker
-so that a faulting case cannot take the campaign down.
+Two oracles:
+- host: the case's bytes run natively in 64-bit mode (the classes in
+  HOST_CLASSES encode the same there; see native.py), in a forked worker
+  so that a faulting case cannot take the campaign down;
+- unicorn: Unicorn runs 16-bit (real mode) and 32-bit cases of more
+  classes, BCD, stack, near control transfers and strings among them
+  (emu/fuzz/unicorn_cases.py).  Where Unicorn, not visor86, departs from
+  the SDM the case is counted apart as a Unicorn deviation, with the reason.
+
+An oracle object (HostOracle here, UnicornFuzz there) draws cases, runs
+them on both sides, judges the outcomes and reads and writes case files;
+the campaign, the report, the minimiser and the replay are shared.
 """
+import dataclasses
 import json
 import random
 import time
@@ -18,6 +28,7 @@ from emu.fuzz.cases import native_rows, make_case, undefined_flags, NATIVE_MODUL
 from emu.fuzz.native import Case, NativeExecutor, DATA_BASE, WINDOW, REGS
 
 HOST_CLASSES = tuple(sorted(NATIVE_MODULES))
+ORACLES = ("host", "unicorn")
 CODE_AT = 0x1000
 COMPARED_FLAGS = L.FLAGS_ARITH | L.FLAG_DF
 FLAG_NAMES = {L.FLAG_CF: "CF", L.FLAG_PF: "PF", L.FLAG_AF: "AF", L.FLAG_ZF: "ZF", L.FLAG_SF: "SF",
@@ -40,8 +51,17 @@ class Outcome:
     exception: int | None       # vector, or None when the instruction completed
 
     def as_json(self):
-        return {"regs": {r: f"{v:#010x}" for r, v in self.regs.items()}, "eflags": f"{self.eflags:#x}",
-                "exception": self.exception}
+        return outcome_json(self)
+
+
+def outcome_json(o):
+    """An outcome of either oracle's layout (Outcome, UResult) as JSON."""
+    data = {"regs": {r: f"{v:#010x}" for r, v in o.regs.items()}}
+    if hasattr(o, "eip"):
+        data["eip"] = f"{o.eip:#x}"
+    data["eflags"] = f"{o.eflags:#x}"
+    data["exception"] = o.exception
+    return data
 
 
 def row_key(row):
@@ -61,12 +81,13 @@ def find_row(key):
 class Visor86Side:
     """Runs cases in one flat 32-bit machine in batch mode (emu.batch):
     thousands per call of the jitted loop, each from its own registers,
-    flags, code and data window."""
+    flags, code and data window.  ``undefined_flags`` is the machine's
+    policy for the flags the SDM leaves undefined."""
 
     def __init__(self, undefined_flags="host"):
         from emu import Machine
         self.m = Machine.flat32(memory_size=4 << 20)
-        self.m.undefined_flags = undefined_flags
+        self.m.undefined_flags = resolve_policy(undefined_flags)
         self.batch_seconds = 0.0          # inside the jitted loop only
         # the first call loads the compiled core: keep it out of the timings
         self.run(Case(b"\x90", {}, 0, b""))
@@ -98,32 +119,62 @@ class Visor86Side:
         return self.run_many([case])[0]
 
 
+def resolve_policy(undefined_flags):
+    """The policy name for Machine.undefined_flags ("host" becomes the host's vendor)."""
+    from emu.core.layout import UNDEF_NAMES
+    from emu.machine import host_cpu_vendor
+    if undefined_flags == "host":
+        try:
+            return host_cpu_vendor()
+        except ValueError as e:
+            raise FuzzError(str(e))
+    if undefined_flags not in UNDEF_NAMES:
+        raise FuzzError(f"--undefined-flags is one of host, {', '.join(UNDEF_NAMES)}; not {undefined_flags!r}")
+    return undefined_flags
+
+
+def flag_differences(ours, ref, defined, names, ref_name):
+    """One 'NAME: visor86 x, <ref_name> y' per flag in ``names`` (mask ->
+    name) that ``defined`` covers and the two EFLAGS values disagree on."""
+    out = []
+    for mask, name in names.items():
+        if defined & mask and (ours ^ ref) & mask:
+            low = mask & -mask
+            out.append(f"{name}: visor86 {(ours & mask) // low}, {ref_name} {(ref & mask) // low}")
+    return out
+
+
+def memory_difference(what, base, ours, ref, ref_name):
+    """A one-element list naming the first byte where two windows differ, or []."""
+    if ours == ref:
+        return []
+    at = next((i for i in range(min(len(ours), len(ref))) if ours[i] != ref[i]), min(len(ours), len(ref)))
+    mine = f"{ours[at]:02x}" if at < len(ours) else "-"
+    theirs = f"{ref[at]:02x}" if at < len(ref) else "-"
+    return [f"{what}: first difference at {base + at:#x} (visor86 {mine}, {ref_name} {theirs})"]
+
+
 def compare(row, case, ours, ref):
-    """(differences, undefined): the differences in what the SDM defines,
-    as short strings whose part before ':' names the field, and the mask
-    of flags the SDM leaves undefined for this case."""
+    """(differences, undefined): the differences from the host in what the
+    SDM defines, as short strings whose part before ':' names the field,
+    and the mask of flags the SDM leaves undefined for this case."""
     undefined = undefined_flags(row, case)
     diffs = []
     if ref.exception is not None or ours.exception is not None:
         if ref.exception != ours.exception:
-            diffs.append(f"exception: visor86 {_vector(ours.exception)}, host {_vector(ref.exception)}")
+            diffs.append(f"exception: visor86 {vector_name(ours.exception)}, host {vector_name(ref.exception)}")
         return diffs, undefined
     for r in REGS:
         if r != "esp" and ours.regs[r] != ref.regs[r]:
             diffs.append(f"{r}: visor86 {ours.regs[r]:#010x}, host {ref.regs[r]:#010x}")
-    defined = COMPARED_FLAGS & ~undefined
-    for bit, name in FLAG_NAMES.items():
-        if defined & bit and (ours.eflags ^ ref.eflags) & bit:
-            diffs.append(f"{name}: visor86 {int(bool(ours.eflags & bit))}, host {int(bool(ref.eflags & bit))}")
-    if ours.mem != ref.mem:
-        at = next(i for i in range(WINDOW) if ours.mem[i] != ref.mem[i])
-        diffs.append(f"memory: first difference at {DATA_BASE + at:#x} "
-                     f"(visor86 {ours.mem[at]:02x}, host {ref.mem[at]:02x})")
+    diffs += flag_differences(ours.eflags, ref.eflags, COMPARED_FLAGS & ~undefined, FLAG_NAMES, "host")
+    diffs += memory_difference("memory", DATA_BASE, ours.mem, ref.mem, "host")
     return diffs, undefined
 
 
-def _vector(v):
-    names = {0: "#DE", 1: "#DB", 6: "#UD", 13: "#GP", 14: "#PF", 12: "#SS", -1: "a non-exception exit"}
+def vector_name(v):
+    names = {0: "#DE", 1: "#DB", 5: "#BR", 6: "#UD", 13: "#GP", 14: "#PF", 12: "#SS",
+             -1: "a non-exception exit"}
     return "no exception" if v is None else names.get(v, f"vector {v}")
 
 
@@ -133,11 +184,120 @@ def signature(diffs):
 
 
 @dataclass
+class Verdict:
+    """An oracle's judgement of one case."""
+    diffs: list = field(default_factory=list)   # what visor86 does differently, in what the SDM defines
+    undefined: int = 0                          # flags the SDM leaves undefined here
+    deviation: str | None = None    # the oracle departs from the SDM here (the SDM wins): not compared
+    skipped: str | None = None      # the oracle could not run the case: not compared
+
+
+class HostOracle:
+    """The host CPU as the reference: the case's bytes run natively in
+    64-bit mode, where the classes in HOST_CLASSES encode as in 32-bit
+    mode, in a forked worker (native.py)."""
+    name = "host"
+    title = "the host CPU"
+    short = "host"
+    classes = HOST_CLASSES
+    modes = (32,)
+    windows = {"mem": WINDOW}       # what the minimiser may zero, and its size
+    has_deviations = False
+
+    def __init__(self, native=None, side=None, undefined_flags="host"):
+        self._native, self._side, self._own = native, side, None
+        self._rows = {}
+        self.undefined_flags = resolve_policy(undefined_flags)
+
+    @property
+    def native(self):
+        if self._native is None:
+            self._native = self._own = NativeExecutor()
+        return self._native
+
+    @property
+    def side(self):
+        if self._side is None:
+            self._side = Visor86Side(self.undefined_flags)
+        return self._side
+
+    @property
+    def batch_seconds(self):
+        """Time inside the jitted batch loop so far."""
+        return self.side.batch_seconds
+
+    def close(self):
+        """Give back the native executor if this oracle made it."""
+        if self._own is not None:
+            self._own.close()
+            self._own = self._native = None
+
+    def describe(self, modes):
+        return self.title
+
+    def prepare(self, modes):
+        """Make the executor and the machine now, so that their start is not timed."""
+        return self.native, self.side
+
+    def draw(self, rng, klass, mode):
+        if klass not in self._rows:
+            self._rows[klass] = native_rows({klass})
+        row = rng.choice(self._rows[klass])
+        return row, make_case(rng, row)
+
+    def mode_of(self, case):
+        return 32
+
+    def label(self, klass, mode):
+        return klass
+
+    def reference(self, cases):
+        return [Outcome(r.regs, r.eflags, r.mem, r.exception) for r in self.native.run(cases)]
+
+    def visor86(self, cases):
+        return self.side.run_many(cases)
+
+    def judge(self, row, case, ours, ref):
+        diffs, undefined = compare(row, case, ours, ref)
+        return Verdict(diffs, undefined)
+
+    def case_from_json(self, data, path, row, case):
+        """Check a loaded case for this oracle; the case to run."""
+        if data.get("mode", 32) != 32:
+            raise FuzzError(f"{path}: the host oracle runs 32-bit cases, this one is for mode {data['mode']}")
+        why = host_unsafe(row, case)
+        if why:
+            raise FuzzError(f"{path}: the host CPU cannot run this case safely: {why}")
+        return case
+
+
+def make_oracle(name, **kw):
+    """The oracle called ``name`` ('host' or 'unicorn'); keyword arguments
+    go to its constructor (native, side, undefined_flags)."""
+    if name == "host":
+        return HostOracle(**kw)
+    if name == "unicorn":
+        from emu.fuzz.unicorn_cases import UnicornFuzz
+        return UnicornFuzz(**kw)
+    raise FuzzError(f"unknown oracle {name!r}: the oracles are {', '.join(ORACLES)}")
+
+
+def oracle_classes(name):
+    if name == "unicorn":
+        from emu.fuzz.unicorn_cases import UNICORN_CLASSES
+        return UNICORN_CLASSES
+    make_oracle(name)
+    return HOST_CLASSES
+
+
+@dataclass
 class ClassStats:
     cases: int = 0
     divergences: int = 0
     # flag name -> [cases where the SDM leaves it undefined, of those where visor86 agrees]
     undefined: dict = field(default_factory=dict)
+    deviations: dict = field(default_factory=dict)   # reason -> cases where the oracle departs from the SDM
+    skipped: dict = field(default_factory=dict)      # reason -> cases the oracle could not run
 
     def add_undefined(self, undefined, ours, ref):
         if ours.exception is not None or ref.exception is not None:
@@ -155,6 +315,9 @@ class ClassStats:
             mine = self.undefined.setdefault(name, [0, 0])
             mine[0] += n
             mine[1] += agree
+        for mine, theirs in ((self.deviations, other.deviations), (self.skipped, other.skipped)):
+            for why, n in theirs.items():
+                mine[why] = mine.get(why, 0) + n
 
 
 @dataclass
@@ -165,16 +328,17 @@ class Divergence:
     ours: Outcome
     ref: Outcome
     diffs: list
-    policy: str = "intel"
+    oracle: str = "host"
+    mode: int = 32
+    policy: str = "intel"           # visor86's undefined-flags policy (Machine.undefined_flags)
 
     def as_json(self, minimised_from=None):
-        data = {"format": CASE_FORMAT, "version": CASE_VERSION, "oracle": "host", "mode": 32,
+        data = {"format": CASE_FORMAT, "version": CASE_VERSION, "oracle": self.oracle, "mode": self.mode,
                 "undefined_flags": self.policy,
                 "class": self.klass, "row": row_key(self.row), "code": self.case.code.hex(),
-                "disassembly": disassemble(self.case.code),
-                "regs": {r: f"{v:#010x}" for r, v in self.case.regs.items()},
-                "eflags": f"{self.case.eflags:#x}", "mem": self.case.mem.hex(),
-                "visor86": self.ours.as_json(), "host": self.ref.as_json(), "differences": self.diffs}
+                "disassembly": disassemble(self.case.code, self.mode), **case_json(self.case),
+                "visor86": outcome_json(self.ours), self.oracle: outcome_json(self.ref),
+                "differences": self.diffs}
         if minimised_from is not None:
             data["minimised_from"] = {"code": minimised_from.code.hex(),
                                       "regs": {r: f"{v:#010x}" for r, v in minimised_from.regs.items()},
@@ -182,30 +346,65 @@ class Divergence:
         return data
 
 
-def disassemble(code):
+def case_json(case):
+    """The inputs of a case (either oracle's layout) as JSON fields."""
+    data = {"regs": {r: f"{v:#010x}" for r, v in case.regs.items()}, "eflags": f"{case.eflags:#x}",
+            "mem": case.mem.hex()}
+    if hasattr(case, "stack"):
+        data["stack"] = case.stack.hex()
+    return data
+
+
+def disassemble(code, mode=32):
     import capstone
-    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_32)
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_16 if mode == 16 else capstone.CS_MODE_32)
     insn = next(md.disasm(code, CODE_AT), None)
     return f"{insn.mnemonic} {insn.op_str}".strip() if insn else "(capstone cannot decode it)"
 
 
-def check_classes(classes):
-    bad = [c for c in classes if c not in HOST_CLASSES]
+def check_classes(classes, oracle="host"):
+    """The classes as a tuple, or FuzzError naming the ones ``oracle`` does not run."""
+    known = oracle_classes(oracle)
+    classes = tuple(classes)
+    if not classes:
+        raise FuzzError(f"no instruction classes given: the {oracle} oracle's classes are {', '.join(known)}")
+    bad = [c for c in classes if c not in known]
     if bad:
-        raise FuzzError(f"unknown instruction class {', '.join(bad)}: the classes are {', '.join(HOST_CLASSES)}")
-    return tuple(classes)
+        message = (f"unknown instruction class {', '.join(bad)} for the {oracle} oracle: its classes are "
+                   f"{', '.join(known)}")
+        others = [o for o in ORACLES if o != oracle and all(c in oracle_classes(o) for c in bad)]
+        if others:
+            message += f" (the {others[0]} oracle runs {', '.join(bad)}: --oracle {others[0]})"
+        raise FuzzError(message)
+    return classes
 
 
-def generate(classes, seed, chunk, size):
+def check_modes(modes, oracle="host"):
+    """The modes (16, 32) as a tuple, or FuzzError when ``oracle`` cannot run one."""
+    own = make_oracle(oracle).modes
+    modes = tuple(modes) if modes else own
+    bad = [m for m in modes if m not in own]
+    if bad:
+        if oracle == "host":
+            raise FuzzError("the host oracle runs 32-bit cases only (64-bit mode encodes them the same); "
+                            "16-bit code needs --oracle unicorn")
+        raise FuzzError(f"the {oracle} oracle runs modes {', '.join(map(str, own))}, not "
+                        f"{', '.join(map(str, bad))}")
+    return modes
+
+
+def generate(classes, seed, chunk, size, oracle="host", modes=None):
     """Chunk ``chunk`` of a campaign: ``size`` (class, row, case) triples,
     the same for the same seed whatever the number of jobs."""
+    oracle = make_oracle(oracle) if isinstance(oracle, str) else oracle
+    modes = tuple(modes) if modes else oracle.modes
     rng = random.Random(f"{seed}-{chunk}")
-    rows = {c: native_rows({c}) for c in classes}
     out = []
     for _ in range(size):
         c = rng.choice(classes)
-        row = rng.choice(rows[c])
-        out.append((c, row, make_case(rng, row)))
+        mode = modes[0] if len(modes) == 1 else rng.choice(modes)
+        row, case = oracle.draw(rng, c, mode)
+        out.append((c, row, case))
     return out
 
 
@@ -213,113 +412,129 @@ def generate(classes, seed, chunk, size):
 class ChunkResult:
     stats: dict
     divergences: list
-    visor86_seconds: float          # the visor86 side, Python marshalling included
-    host_seconds: float
-    batch_seconds: float = 0.0      # of which inside the jitted batch loop
+    visor86_seconds: float
+    oracle_seconds: float
+    batch_seconds: float = 0.0      # of visor86_seconds, inside the jitted batch loop (host oracle)
 
 
-def run_chunk(classes, seed, chunk, size, native=None, side=None, undefined_flags="host"):
-    triples = generate(classes, seed, chunk, size)
-    cases = [c for _, _, c in triples]
-    own = native is None
-    native = native or NativeExecutor()
+def run_chunk(classes, seed, chunk, size, native=None, side=None, oracle="host", modes=None,
+              undefined_flags="host"):
+    """Generate chunk ``chunk`` and run it on both sides: a ChunkResult.
+    Only the calls into each side are timed."""
+    if isinstance(oracle, str):
+        ora = make_oracle(oracle, native=native, side=side, undefined_flags=undefined_flags) \
+            if oracle == "host" else make_oracle(oracle, undefined_flags=undefined_flags)
+        own = True
+    else:
+        ora, own = oracle, False
+    modes = tuple(modes) if modes else ora.modes
     try:
+        triples = generate(classes, seed, chunk, size, ora, modes)
+        cases = [c for _, _, c in triples]
+        ora.prepare(modes)
         t = time.perf_counter()
-        refs = [Outcome(r.regs, r.eflags, r.mem, r.exception) for r in native.run(cases)]
-        host_seconds = time.perf_counter() - t
+        refs = ora.reference(cases)
+        oracle_seconds = time.perf_counter() - t
+        in_batch = getattr(ora, "batch_seconds", 0.0)
+        t = time.perf_counter()
+        ours = ora.visor86(cases)
+        visor86_seconds = time.perf_counter() - t
+        batch_seconds = getattr(ora, "batch_seconds", 0.0) - in_batch
     finally:
         if own:
-            native.close()
-    side = side or Visor86Side(undefined_flags)
-    t = time.perf_counter()
-    in_batch = side.batch_seconds
-    ours = side.run_many(cases)
-    visor86_seconds = time.perf_counter() - t
-    batch_seconds = side.batch_seconds - in_batch
-    stats = {c: ClassStats() for c in classes}
+            ora.close()
+    stats = {ora.label(c, m): ClassStats() for c in classes for m in modes}
     divergences = []
     for (klass, row, case), mine, ref in zip(triples, ours, refs):
-        s = stats[klass]
+        mode = ora.mode_of(case)
+        s = stats[ora.label(klass, mode)]
         s.cases += 1
-        diffs, undefined = compare(row, case, mine, ref)
-        s.add_undefined(undefined, mine, ref)
-        if diffs:
+        v = ora.judge(row, case, mine, ref)
+        if v.skipped:
+            s.skipped[v.skipped] = s.skipped.get(v.skipped, 0) + 1
+            continue
+        if v.deviation:
+            s.deviations[v.deviation] = s.deviations.get(v.deviation, 0) + 1
+            continue
+        s.add_undefined(v.undefined, mine, ref)
+        if v.diffs:
             s.divergences += 1
-            divergences.append(Divergence(klass, row, case, mine, ref, diffs, side.m.undefined_flags))
-    return ChunkResult(stats, divergences, visor86_seconds, host_seconds, batch_seconds)
+            divergences.append(Divergence(klass, row, case, mine, ref, v.diffs, ora.name, mode,
+                                          ora.undefined_flags))
+    return ChunkResult(stats, divergences, visor86_seconds, oracle_seconds, batch_seconds)
 
 
 def minimise(div, native, side):
+    """A host divergence minimised with this native executor and visor86 side (see minimise_with)."""
+    return minimise_with(div, HostOracle(native, side))
+
+
+def minimise_with(div, oracle):
     """The simplest case that still diverges in the same fields: without
-    the operand-size prefix, no flags set, the data window zeroed but for
-    the blocks that matter, registers 0 or 1 -- each change kept only when
-    the divergence stays."""
+    the operand-size prefix, no flags set, the data (and stack) windows
+    zeroed but for the blocks that matter, registers 0 or 1 -- each change
+    kept only when the divergence stays."""
     want = signature(div.diffs)
     best = div
 
     def attempt(case):
         nonlocal best
-        ref = native.run([case])[0]
-        ref = Outcome(ref.regs, ref.eflags, ref.mem, ref.exception)
-        ours = side.run(case)
-        diffs, _ = compare(div.row, case, ours, ref)
-        if diffs and signature(diffs) == want:
-            best = Divergence(div.klass, div.row, case, ours, ref, diffs, div.policy)
+        ref = oracle.reference([case])[0]
+        ours = oracle.visor86([case])[0]
+        v = oracle.judge(div.row, case, ours, ref)
+        if v.diffs and not v.skipped and not v.deviation and signature(v.diffs) == want:
+            best = dataclasses.replace(best, case=case, ours=ours, ref=ref, diffs=v.diffs)
             return True
         return False
 
     case = best.case
     if case.code[:1] == b"\x66":
-        # the immediate (last in the bytes) grows from 16 to 32 bits without the prefix
-        imm_v = any(o.kind == L.K_IMM and o.size == L.SZ_V for o in div.row.operands)
-        attempt(Case(case.code[1:] + (b"\0\0" if imm_v else b""), case.regs, case.eflags, case.mem))
+        code = case.code[1:]
+        if any(o.kind in (L.K_IMM, L.K_REL) and o.size == L.SZ_V for o in div.row.operands):
+            # the immediate (last in the bytes) changes size with the prefix gone:
+            # 16 -> 32 bits in 32-bit code, 32 -> 16 bits in 16-bit code
+            code = code + b"\0\0" if div.mode == 32 else code[:-2]
+        attempt(dataclasses.replace(case, code=code))
     if best.case.eflags:
-        attempt(Case(best.case.code, best.case.regs, 0, best.case.mem))
-    if any(best.case.mem) and not attempt(Case(best.case.code, best.case.regs, best.case.eflags,
-                                                bytes(WINDOW))):
-        # zero what the instruction does not need, in ever smaller blocks
-        for block in (128, 32, 8):
-            for at in range(0, WINDOW, block):
-                mem = best.case.mem.ljust(WINDOW, b"\0")
-                if any(mem[at:at + block]):
-                    zeroed = mem[:at] + bytes(block) + mem[at + block:]
-                    attempt(Case(best.case.code, best.case.regs, best.case.eflags, zeroed))
+        attempt(dataclasses.replace(best.case, eflags=0))
+    for name, size in oracle.windows.items():
+        if any(getattr(best.case, name)) and not attempt(dataclasses.replace(best.case, **{name: bytes(size)})):
+            # zero what the instruction does not need, in ever smaller blocks
+            for block in (128, 32, 8):
+                for at in range(0, size, block):
+                    data = getattr(best.case, name).ljust(size, b"\0")
+                    if any(data[at:at + block]):
+                        zeroed = data[:at] + bytes(block) + data[at + block:]
+                        attempt(dataclasses.replace(best.case, **{name: zeroed}))
     for r in REGS:
         for simple in (0, 1):
             c = best.case
             if r == "esp" or c.regs.get(r) == simple:
                 continue
-            if attempt(Case(c.code, dict(c.regs, **{r: simple}), c.eflags, c.mem)):
+            if attempt(dataclasses.replace(c, regs=dict(c.regs, **{r: simple}))):
                 break
     return best
-
-
-def resolve_policy(undefined_flags):
-    """The policy name for Machine.undefined_flags ("host" becomes the host's vendor)."""
-    from emu.core.layout import UNDEF_NAMES
-    from emu.machine import host_cpu_vendor
-    if undefined_flags == "host":
-        try:
-            return host_cpu_vendor()
-        except ValueError as e:
-            raise FuzzError(str(e))
-    if undefined_flags not in UNDEF_NAMES:
-        raise FuzzError(f"--undefined-flags is one of host, {', '.join(UNDEF_NAMES)}; not {undefined_flags!r}")
-    return undefined_flags
 
 
 @dataclass
 class Report:
     classes: tuple
     seed: int
-    undefined_flags: str = "intel"
     cases: int = 0
     stats: dict = field(default_factory=dict)
     divergences: list = field(default_factory=list)
     visor86_seconds: float = 0.0
-    host_seconds: float = 0.0
-    batch_seconds: float = 0.0
+    oracle_seconds: float = 0.0
     wall_seconds: float = 0.0
+    oracle: str = "host"
+    modes: tuple = (32,)
+    labels: tuple = ()              # the table's rows in order (default: the classes)
+    batch_seconds: float = 0.0      # of visor86_seconds, inside the jitted batch loop
+    undefined_flags: str = "intel"  # visor86's policy for the flags the SDM leaves undefined
+
+    @property
+    def host_seconds(self):         # the name from before there were two oracles
+        return self.oracle_seconds
 
     def add(self, chunk):
         for c, s in chunk.stats.items():
@@ -327,26 +542,57 @@ class Report:
             self.cases += s.cases
         self.divergences += chunk.divergences
         self.visor86_seconds += chunk.visor86_seconds
+        self.oracle_seconds += chunk.oracle_seconds
         self.batch_seconds += chunk.batch_seconds
-        self.host_seconds += chunk.host_seconds
+
+    def totals(self, what):
+        """reason -> cases, over all classes, for 'deviations' or 'skipped'."""
+        out = {}
+        for s in self.stats.values():
+            for why, n in getattr(s, what).items():
+                out[why] = out.get(why, 0) + n
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+    def rates(self):
+        """(visor86 cases/s, oracle cases/s), each over the time spent in that side's calls."""
+        return (self.cases / max(self.visor86_seconds, 1e-9), self.cases / max(self.oracle_seconds, 1e-9))
 
     def text(self, examples=None):
-        lines = [f"emu fuzz: {self.cases} cases (seed {self.seed}) against the host CPU in "
+        ora = make_oracle(self.oracle)
+        mine, theirs = self.rates()
+        deviations, skipped = self.totals("deviations"), self.totals("skipped")
+        lines = [f"emu fuzz: {self.cases} cases (seed {self.seed}) against {ora.describe(self.modes)} in "
                  f"{self.wall_seconds:.1f} s",
-                 f"  per process: visor86 {self.cases / max(self.batch_seconds, 1e-9):,.0f} cases/s in "
-                 f"the jitted batch ({self.cases / max(self.visor86_seconds, 1e-9):,.0f} with Python's "
-                 f"marshalling), host {self.cases / max(self.host_seconds, 1e-9):,.0f} cases/s", "",
-                 f"  {'class':<9} {'cases':>8} {'diverge':>8}   undefined flags ({self.undefined_flags} "
-                 f"policy): agreement with the host"]
-        for c in self.classes:
+                 f"  visor86 {mine:,.0f} cases/s, {ora.short} {theirs:,.0f} cases/s "
+                 f"(per process, the same cases; only the calls into each side are timed)"]
+        if self.batch_seconds:
+            lines.append(f"  visor86 {self.cases / self.batch_seconds:,.0f} cases/s inside the jitted batch "
+                         f"loop (the rest is Python building the case table and reading the outcomes)")
+        if ora.has_deviations:
+            lines.append(f"  compared {self.cases - sum(deviations.values()) - sum(skipped.values())}; "
+                         f"{ora.short} deviations from the SDM {sum(deviations.values())}; "
+                         f"not compared {sum(skipped.values())}")
+        deviate = f" {'deviate':>8}" if ora.has_deviations else ""
+        lines += ["", f"  {'class':<10} {'cases':>8} {'diverge':>8}{deviate}   undefined flags "
+                      f"({self.undefined_flags} policy): agreement with "
+                      f"{ora.title if ora.name != 'host' else 'the host'}"]
+        for c in self.labels or self.classes:
             s = self.stats.get(c, ClassStats())
             agree = ", ".join(f"{name} {a / n:.1%} of {n}" for name, (n, a) in sorted(s.undefined.items()))
-            lines.append(f"  {c:<9} {s.cases:>8} {s.divergences:>8}   {agree or '-'}")
+            dev = f" {sum(s.deviations.values()):>8}" if ora.has_deviations else ""
+            lines.append(f"  {c:<10} {s.cases:>8} {s.divergences:>8}{dev}   {agree or '-'}")
+        if deviations:
+            lines += ["", f"{ora.short} deviations (where {ora.short} departs from the SDM; the SDM wins, "
+                          f"these are not visor86 divergences):"]
+            lines += [f"  {n:>8}  {why}" for why, n in deviations.items()]
+        if skipped:
+            lines += ["", "not compared:"] + [f"  {n:>8}  {why}" for why, n in skipped.items()]
         shown = examples if examples is not None else self.divergences[:10]
         if shown:
             lines += ["", f"{len(self.divergences)} divergences; examples (minimised):"]
             for d in shown:
-                lines.append(f"  [{d.klass}] {d.case.code.hex():<24} {disassemble(d.case.code):<32} "
+                where = d.klass if d.oracle == "host" else f"{d.klass}/{d.mode}"
+                lines.append(f"  [{where}] {d.case.code.hex():<24} {disassemble(d.case.code, d.mode):<32} "
                              + "; ".join(d.diffs))
         else:
             lines += ["", "no divergences in results, memory, exceptions or defined flags"]
@@ -357,74 +603,83 @@ _WORKER = {}
 
 
 def _chunk_job(args):
-    """A chunk in a worker process, which keeps its executor and machine."""
-    *args, undefined_flags = args
-    if not _WORKER:
-        _WORKER["native"] = NativeExecutor()
-        _WORKER["side"] = Visor86Side(undefined_flags)
-    return run_chunk(*args, native=_WORKER["native"], side=_WORKER["side"])
+    """A chunk in a worker process, which keeps its oracle (executor, machines)."""
+    classes, seed, chunk, size, oracle, modes, policy = args
+    if (oracle, policy) not in _WORKER:
+        _WORKER[oracle, policy] = make_oracle(oracle, undefined_flags=policy)
+    return run_chunk(classes, seed, chunk, size, oracle=_WORKER[oracle, policy], modes=modes)
 
 
-def campaign(classes=HOST_CLASSES, cases=10_000, seed=0, jobs=1, progress=None, minimise_limit=20,
-             undefined_flags="host"):
-    """Run ``cases`` cases; returns (report, minimised divergences: at
-    most ``minimise_limit``, one for each instruction and set of fields).
-    ``undefined_flags`` is visor86's policy for the flags the SDM leaves
-    undefined (Machine.undefined_flags); the report measures how often
-    they agree with the host's."""
-    classes = check_classes(classes)
+def campaign(classes=None, cases=10_000, seed=0, jobs=1, progress=None, minimise_limit=20, oracle="host",
+             modes=None, undefined_flags="host"):
+    """Run ``cases`` cases of ``classes`` (default: all the oracle runs) in
+    ``modes`` (16, 32; default: all the oracle runs) against ``oracle``;
+    returns (report, minimised divergences: at most ``minimise_limit``,
+    one for each instruction, mode and set of fields).  ``undefined_flags``
+    is visor86's policy for the flags the SDM leaves undefined
+    (Machine.undefined_flags); the report measures their agreement."""
     policy = resolve_policy(undefined_flags)
+    classes = check_classes(oracle_classes(oracle) if classes is None else classes, oracle)
+    modes = check_modes(modes, oracle)
     if cases < 1:
         raise FuzzError("a campaign needs at least one case")
-    report = Report(classes, seed, policy)
+    ora = make_oracle(oracle, undefined_flags=policy)
+    report = Report(classes, seed, oracle=oracle, modes=modes,
+                    labels=tuple(ora.label(c, m) for c in classes for m in modes), undefined_flags=policy)
     sizes = [min(CHUNK, cases - k) for k in range(0, cases, CHUNK)]
     start = time.perf_counter()
-    work = [(classes, seed, i, n, policy) for i, n in enumerate(sizes)]
-    if jobs > 1:
-        import concurrent.futures
-        import multiprocessing
-        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for result in pool.map(_chunk_job, work):
-                report.add(result)
-                if progress:
-                    progress(report)
-    else:
-        with NativeExecutor() as native:
-            side = Visor86Side(policy)
+    work = [(classes, seed, i, n, oracle, modes, policy) for i, n in enumerate(sizes)]
+    try:
+        if jobs > 1:
+            import concurrent.futures
+            import multiprocessing
+            with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) \
+                    as pool:
+                for result in pool.map(_chunk_job, work):
+                    report.add(result)
+                    if progress:
+                        progress(report)
+        else:
             for w in work:
-                report.add(run_chunk(*w[:-1], native=native, side=side))
+                report.add(run_chunk(*w[:4], oracle=ora, modes=modes))
                 if progress:
                     progress(report)
-    report.wall_seconds = time.perf_counter() - start
-    picked, seen = [], set()
-    for d in report.divergences:
-        key = (d.row.mnemonic, d.row.opcode, signature(d.diffs))
-        if key not in seen and len(picked) < minimise_limit:
-            seen.add(key)
-            picked.append(d)
-    minimised = []
-    if picked:
-        with NativeExecutor() as native:
-            side = Visor86Side(policy)
-            minimised = [(minimise(d, native, side), d) for d in picked]
+        report.wall_seconds = time.perf_counter() - start
+        picked, seen = [], set()
+        for d in report.divergences:
+            key = (d.mode, d.row.mnemonic, d.row.opcode, signature(d.diffs))
+            if key not in seen and len(picked) < minimise_limit:
+                seen.add(key)
+                picked.append(d)
+        minimised = [(minimise_with(d, ora), d) for d in picked]
+    finally:
+        ora.close()
     return report, minimised
 
 
 def write_cases(minimised, directory):
-    """Each minimised divergence as ``directory/<class>-<mnemonic>-<n>.json``; the paths."""
+    """Each minimised divergence as ``directory/<class>-<mnemonic>-<n>.json``
+    (Unicorn's: ``unicorn<mode>-<class>-<mnemonic>-<n>.json``); the paths."""
     import pathlib
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, (small, original) in enumerate(minimised):
-        path = directory / f"{small.klass}-{small.row.mnemonic.lower()}-{i}.json"
+        prefix = "" if small.oracle == "host" else f"{small.oracle}{small.mode}-"
+        path = directory / f"{prefix}{small.klass}-{small.row.mnemonic.lower()}-{i}.json"
         path.write_text(json.dumps(small.as_json(minimised_from=original.case), indent=2) + "\n")
         paths.append(path)
     return paths
 
 
 def load_case(path):
-    """(class, row, Case) from a JSON case file; FuzzError says what is wrong."""
+    """(class, row, case) from a JSON case file of either oracle; FuzzError says what is wrong."""
+    _, klass, row, case, _ = _load(path)
+    return klass, row, case
+
+
+def _load(path):
+    """(oracle, class, row, case, undefined-flags policy) from a JSON case file."""
     try:
         data = json.loads(open(path, encoding="utf-8").read())
     except OSError as e:
@@ -436,11 +691,14 @@ def load_case(path):
     if data.get("version") != CASE_VERSION:
         raise FuzzError(f"{path} is a version {data.get('version')} case; this visor86 reads version "
                         f"{CASE_VERSION}")
+    name = data.get("oracle", "host")
+    if name not in ORACLES:
+        raise FuzzError(f"{path} is a case for the oracle {name!r}; this visor86 knows {', '.join(ORACLES)}")
     try:
         row = find_row(data["row"])
         case = Case(bytes.fromhex(data["code"]), {r: int(v, 16) & 0xFFFFFFFF for r, v in data["regs"].items()},
                     int(data["eflags"], 16), bytes.fromhex(data.get("mem", "")))
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise FuzzError(f"{path} is missing or has a malformed field: {e}")
     if not 1 <= len(case.code) <= 15:
         raise FuzzError(f"{path}: an instruction is 1 to 15 bytes, this one {len(case.code)}")
@@ -448,15 +706,33 @@ def load_case(path):
         raise FuzzError(f"{path}: unknown registers {sorted(set(case.regs) - set(REGS))}")
     if len(case.mem) > WINDOW:
         raise FuzzError(f"{path}: the data window is {WINDOW} bytes, the case has {len(case.mem)}")
-    why = host_unsafe(row, case)
-    if why:
-        raise FuzzError(f"{path}: the host CPU cannot run this case safely: {why}")
     policy = data.get("undefined_flags", "intel")
     try:
         resolve_policy(policy)
     except FuzzError:
-        raise FuzzError(f"{path}: unknown undefined_flags {policy!r}")
-    return data.get("class", "?"), row, case, policy
+        raise FuzzError(f"{path}: unknown undefined_flags {policy!r} (intel, amd or zero)")
+    ora = make_oracle(name)
+    return name, data.get("class", "?"), row, ora.case_from_json(data, path, row, case), policy
+
+
+def encoding_problem(row, code, prefixes=(b"\x66",)):
+    """Why ``code`` is not an encoding of ``row`` as the generators make
+    them, or None: at most one byte of each group in ``prefixes``, in that
+    order, then the opcode, then the ModRM byte with the row's /reg."""
+    at = 0
+    for group in prefixes:
+        if at < len(code) and code[at] in group:
+            at += 1
+    opcode = (b"\x0f" if row.map else b"") + bytes([row.opcode])
+    if code[at:at + len(opcode)] != opcode:
+        allowed = " then ".join("/".join(f"{p:02x}" for p in group) for group in prefixes)
+        return f"the bytes are not {row.mnemonic}'s opcode {opcode.hex()} (after an optional {allowed} prefix)"
+    if row.needs_modrm:
+        if len(code) <= at + len(opcode):
+            return "the ModRM byte is missing"
+        if row.reg >= 0 and (code[at + len(opcode)] >> 3) & 7 != row.reg:
+            return f"the ModRM reg field is not /{row.reg}"
+    return None
 
 
 def host_unsafe(row, case):
@@ -467,18 +743,13 @@ def host_unsafe(row, case):
     if row not in native_rows(NATIVE_MODULES):
         return f"{row.mnemonic} {row.operands_text} is not an instruction the host oracle runs"
     code = case.code
-    at = 1 if code[:1] == b"\x66" else 0
-    opcode = (b"\x0f" if row.map else b"") + bytes([row.opcode])
-    if code[at:at + len(opcode)] != opcode:
-        return f"the bytes are not {row.mnemonic}'s opcode {opcode.hex()} (after an optional 66 prefix)"
+    why = encoding_problem(row, code)
+    if why:
+        return why
     if row.needs_modrm:
-        if len(code) <= at + len(opcode):
-            return "the ModRM byte is missing"
-        modrm = code[at + len(opcode)]
+        modrm = code[(1 if code[:1] == b"\x66" else 0) + (2 if row.map else 1)]
         if modrm >> 6 == 0 and modrm & 7 == 5:
             return "ModRM mod=00 rm=101 is RIP-relative in 64-bit mode"
-        if row.reg >= 0 and (modrm >> 3) & 7 != row.reg:
-            return f"the ModRM reg field is not /{row.reg}"
     md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
     insns = list(md.disasm(code, 0))
     if len(insns) != 1 or insns[0].size != len(code):
@@ -486,12 +757,32 @@ def host_unsafe(row, case):
     return None
 
 
+@dataclass
+class Replay:
+    """A case file run again."""
+    oracle: str
+    title: str
+    diffs: list
+    ours: object
+    ref: object
+    deviation: str | None = None
+    skipped: str | None = None
+
+
+def replay_case(path):
+    """Run a case file in visor86 and in the oracle it names again: a Replay."""
+    name, _, row, case, policy = _load(path)
+    ora = make_oracle(name, undefined_flags=policy)
+    try:
+        ref = ora.reference([case])[0]
+        ours = ora.visor86([case])[0]
+    finally:
+        ora.close()
+    v = ora.judge(row, case, ours, ref)
+    return Replay(name, ora.title, v.diffs, ours, ref, v.deviation, v.skipped)
+
+
 def replay(path):
-    """Run a case file in visor86 and on the host again: (differences, ours, host)."""
-    _, row, case, policy = load_case(path)
-    with NativeExecutor() as native:
-        r = native.run([case])[0]
-    ref = Outcome(r.regs, r.eflags, r.mem, r.exception)
-    ours = Visor86Side(policy).run(case)
-    diffs, _ = compare(row, case, ours, ref)
-    return diffs, ours, ref
+    """Run a case file in visor86 and in its oracle again: (differences, ours, oracle's)."""
+    r = replay_case(path)
+    return r.diffs, r.ours, r.ref

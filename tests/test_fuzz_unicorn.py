@@ -1,0 +1,221 @@
+"""`emu fuzz --oracle unicorn` (issue 7): campaigns against Unicorn in
+16-bit real mode and 32-bit flat mode, for the classes the host CPU cannot
+run (BCD, stack, near control, strings) as well as the others; Unicorn's
+own departures from the SDM counted apart; both sides' rates from the same
+run; minimised case files that replay; bad input refused."""
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from emu.cli import main as cli_main
+from emu.fuzz.campaign import campaign, generate, load_case, FuzzError, HOST_CLASSES
+from emu.fuzz.unicorn_cases import UNICORN_CLASSES, UnicornFuzz, Visor86UnicornSide, make_case, rows_for
+from emu.fuzz.unicorn_oracle import UnicornOracle
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_a_unicorn_campaign_in_both_modes_agrees_and_reports_both_rates():
+    classes = ("bcd", "stack", "control", "string", "muldiv")
+    report, minimised = campaign(classes, cases=600, seed=11, oracle="unicorn")
+    assert report.cases == 600 and not report.divergences and minimised == []
+    assert set(report.stats) == {f"{c}/{m}" for c in classes for m in (16, 32)}
+    assert all(s.cases > 20 for s in report.stats.values())
+    # both sides were timed, each over its own calls only
+    assert report.visor86_seconds > 0 and report.oracle_seconds > 0
+    assert report.visor86_seconds + report.oracle_seconds < report.wall_seconds
+    text = report.text()
+    ours, theirs = re.search(r"visor86 ([\d,]+) cases/s, Unicorn ([\d,]+) cases/s", text).groups()
+    assert int(ours.replace(",", "")) > 0 and int(theirs.replace(",", "")) > 0
+    assert "16-bit real mode and 32-bit flat mode" in text and "no divergences" in text
+    assert "bcd/16" in text and "string/32" in text
+    # the SDM leaves AF and OF undefined after DAA/DAS/AAA/AAS/AAM/AAD: agreement is measured apart
+    assert report.stats["bcd/16"].undefined
+
+
+def test_unicorn_deviations_are_counted_apart_with_the_reason():
+    # F6/F7 /1 is TEST on real processors; Unicorn raises #UD for it
+    report, _ = campaign(("alu",), cases=1500, seed=2, oracle="unicorn", modes=(32,))
+    assert not report.divergences
+    deviations = report.totals("deviations")
+    assert any("F6/F7 /1 is TEST" in why for why in deviations), deviations
+    assert "Unicorn deviations" in report.text() and "F6/F7 /1 is TEST" in report.text()
+    compared = report.cases - sum(deviations.values()) - sum(report.totals("skipped").values())
+    assert f"compared {compared}" in report.text()
+
+
+def test_the_16_bit_side_runs_in_real_mode_with_the_oracles_segments():
+    side = Visor86UnicornSide(16)
+    assert side.m.cpu.cr0 & 1 == 0
+    import random
+    rng = random.Random(3)
+    row = next(r for r in rows_for({"stack"}) if r.mnemonic == "PUSHA")
+    case = make_case(rng, row, 16)
+    ours, ref = side.run(case), UnicornOracle(16).run(case)
+    pushed = 32 if case.code[:1] == b"\x66" else 16          # eight dwords or eight words
+    assert ours.exception is None and ours.regs["esp"] & 0xFFFF == 0x1000 - 0x80 - pushed
+    assert ours.stack == ref.stack and ours.regs == ref.regs
+
+
+def ucase(code, bits=32, **regs):
+    from emu.fuzz.unicorn_oracle import UCase, REGS, WINDOW, STACK_WINDOW
+    sp = 0x31000 - 0x80 if bits == 32 else 0x1000 - 0x80
+    return UCase(bytes.fromhex(code), dict({r: 0 for r in REGS}, esp=sp, **regs), 0, bytes(WINDOW),
+                 bytes(STACK_WINDOW), mode16=bits == 16)
+
+
+def test_the_oracle_forgets_an_exception_before_the_next_case():
+    """An exception stopped in Unicorn's hook is not delivered; without a
+    reset the next #DE came back as #DF (8) and then nothing ran."""
+    oracle = UnicornOracle(16)
+    assert oracle.run(ucase("d400", 16, eax=5)).exception == 0          # AAM 0: #DE
+    assert oracle.run(ucase("f7f1", 16, eax=5)).exception == 0          # DIV CX, CX = 0: #DE, not #DF
+    after = oracle.run(ucase("40", 16, eax=5))                          # INC AX runs again
+    assert after.exception is None and after.regs["eax"] == 6 and after.eip == 0x1001
+
+
+def test_a_branch_out_of_unicorns_memory_is_compared_not_skipped():
+    case = ucase("ffe0", eax=0x80000000)                                # JMP EAX
+    ref = UnicornOracle(32).run(case)
+    assert ref.exception is None and ref.eip == 0x80000000
+    ours = Visor86UnicornSide(32).run(case)
+    assert ours.exception is None and ours.eip == 0x80000000
+
+
+def test_unicorn_cases_are_seeded_and_carry_their_mode():
+    a = generate(UNICORN_CLASSES, 5, 0, 40, "unicorn")
+    b = generate(UNICORN_CLASSES, 5, 0, 40, "unicorn")
+    assert [(k, r.mnemonic, c) for k, r, c in a] == [(k, r.mnemonic, c) for k, r, c in b]
+    assert {c.bits for _, _, c in a} == {16, 32}
+    assert {c.bits for _, _, c in generate(UNICORN_CLASSES, 5, 0, 40, "unicorn", (16,))} == {16}
+
+
+def patched_copy(tmp_path):
+    """A copy of visor86 whose AAA forgets to increment AH (SDM Vol. 2,
+    AAA: IF (AL AND 0FH) > 9 or AF = 1 THEN AX <- AX + 106H)."""
+    tree = tmp_path / "patched"
+    for d in ("emu", "devices"):
+        shutil.copytree(ROOT / d, tree / d, ignore=shutil.ignore_patterns("__pycache__"))
+    bcd = tree / "emu" / "core" / "isa" / "bcd.py"
+    source = bcd.read_text()
+    assert source.count("ax = (ax + 0x106) & 0xFFFF") == 1
+    bcd.write_text(source.replace("ax = (ax + 0x106) & 0xFFFF", "ax = (ax + 0x006) & 0xFFFF"))
+    return tree
+
+
+def run_emu(tree, *args):
+    # the planted copy runs without numba compiling it (the core also runs as plain Python)
+    env = dict(os.environ, PYTHONPATH=str(tree), NUMBA_DISABLE_JIT="1")
+    return subprocess.run([sys.executable, "-m", "emu.cli", *args], cwd=tree, capture_output=True,
+                          text=True, env=env, timeout=300, stdin=subprocess.DEVNULL)
+
+
+def test_a_planted_bcd_bug_is_found_in_real_mode_minimised_and_replayed(tmp_path, capsys):
+    tree = patched_copy(tmp_path)
+    out = tmp_path / "cases"
+    r = run_emu(tree, "fuzz", "--oracle", "unicorn", "--classes", "bcd", "--mode", "16", "--cases", "300",
+                "--seed", "1", "--out", str(out), "--quiet")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "eax: visor86" in r.stdout and "minimised cases written" in r.stdout
+    assert re.search(r"visor86 [\d,]+ cases/s, Unicorn [\d,]+ cases/s", r.stdout)
+    files = sorted(out.glob("unicorn16-bcd-aaa-*.json"))
+    assert files, sorted(out.iterdir())
+    case = json.loads(files[0].read_text())
+    assert (case["oracle"], case["mode"], case["disassembly"]) == ("unicorn", 16, "aaa")
+    assert case["differences"] == [d for d in case["differences"] if d.startswith("eax:")]
+    assert len(bytes.fromhex(case["stack"])) == 0x100
+    # minimised: the windows zeroed (AAA touches no memory), most registers 0 or 1
+    assert not any(bytes.fromhex(case["mem"])) and not any(bytes.fromhex(case["stack"]))
+    assert sum(int(v, 16) > 1 for r, v in case["regs"].items() if r != "esp") <= 1
+    # the case still fails in the broken copy and passes in the real core
+    broken = run_emu(tree, "fuzz", "--replay", str(files[0]))
+    assert broken.returncode == 1 and "still diverges from Unicorn" in broken.stdout
+    assert cli_main(["fuzz", "--replay", str(files[0])]) == 0
+    assert "visor86 and Unicorn agree" in capsys.readouterr().out
+
+
+def test_a_unicorn_case_file_round_trips_through_replay(tmp_path, capsys):
+    """A case written by the campaign's writer loads back as the same case
+    and replays against Unicorn; a Unicorn deviation replays as one."""
+    import random
+    from emu.fuzz.campaign import Divergence, write_cases
+    fuzz = UnicornFuzz()
+    rng = random.Random(8)
+    written = []
+    for klass, mnemonic, bits in (("bcd", "DAA", 16), ("string", "MOVS", 32), ("alu", "TEST", 32)):
+        row = next(r for r in rows_for({klass}) if r.mnemonic == mnemonic and (mnemonic != "TEST" or r.reg == 1))
+        case = make_case(rng, row, bits)
+        ref, ours = fuzz.reference([case])[0], fuzz.visor86([case])[0]
+        written.append(Divergence(klass, row, case, ours, ref, ["eax: made up"], "unicorn", bits))
+    paths = write_cases([(d, d) for d in written], tmp_path)
+    assert [p.name for p in paths] == ["unicorn16-bcd-daa-0.json", "unicorn32-string-movs-1.json",
+                                       "unicorn32-alu-test-2.json"]
+    for d, path in zip(written, paths):
+        klass, row, case = load_case(path)
+        assert (klass, row, case) == (d.klass, d.row, d.case)
+    assert cli_main(["fuzz", "--replay", *map(str, paths)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("visor86 and Unicorn agree") == 2
+    assert "not compared: Unicorn departs from the SDM here (F6/F7 /1 is TEST" in out
+
+
+def test_bad_unicorn_case_files_are_refused_with_a_reason(tmp_path, capsys):
+    good = {"format": "visor86-fuzz-case", "version": 1, "oracle": "unicorn", "mode": 16, "class": "bcd",
+            "row": {"mnemonic": "AAA", "map": 0, "opcode": 0x37, "reg": -1}, "code": "37",
+            "regs": {"eax": "0x0000000b", "esp": "0x00000f80"}, "eflags": "0x0", "mem": "", "stack": ""}
+    cases = {
+        "oracle.json": (dict(good, oracle="bochs"), "oracle 'bochs'"),
+        "mode.json": (dict(good, mode=64), "\"mode\": 16 or 32, not 64"),
+        "nomode.json": ({k: v for k, v in good.items() if k != "mode"}, "\"mode\": 16 or 32, not None"),
+        "row.json": (dict(good, row={"mnemonic": "CPUID", "map": 1, "opcode": 0xA2, "reg": -1}, code="0fa2"),
+                     "not an instruction the unicorn oracle runs"),
+        "bytes.json": (dict(good, code="3f"), "not AAA's opcode 37"),
+        "tf.json": (dict(good, eflags="0x100"), "may set only OF DF SF ZF AF PF CF"),
+        "stack.json": (dict(good, stack="00" * 0x101), "the stack window is 256 bytes"),
+        "badstack.json": (dict(good, stack="zz"), "malformed field: stack"),
+        "hostmode.json": (dict(good, oracle="host", mode=16, row={"mnemonic": "ADD", "map": 0, "opcode": 1,
+                                                                 "reg": -1}, code="01c8"),
+                          "the host oracle runs 32-bit cases"),
+    }
+    for name, (data, message) in cases.items():
+        path = tmp_path / name
+        path.write_text(json.dumps(data))
+        with pytest.raises(FuzzError, match=re.escape(message)):
+            load_case(path)
+        assert cli_main(["fuzz", "--replay", str(path)]) == 2
+        assert message in capsys.readouterr().err
+    (tmp_path / "good.json").write_text(json.dumps(good))
+    assert cli_main(["fuzz", "--replay", str(tmp_path / "good.json")]) == 0
+    assert "visor86 and Unicorn agree" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--oracle", "unicorn", "--classes", "alu,frob"], "unknown instruction class frob for the unicorn oracle"),
+    (["--oracle", "unicorn", "--mode", "64"], "--mode is 16, 32 or both, not '64'"),
+    (["--oracle", "bochs"], "--oracle is one of host, unicorn, not 'bochs'"),
+    (["--mode", "16"], "the host oracle runs 32-bit cases only"),
+    (["--classes", "bcd,string"], "the unicorn oracle runs bcd, string: --oracle unicorn"),
+    (["--oracle", "unicorn", "--classes", ","], "no instruction classes given"),
+])
+def test_cli_refuses_bad_oracle_classes_and_modes(args, message, capsys):
+    assert cli_main(["fuzz", "--cases", "10", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_readme_unicorn_example_runs(tmp_path, capsys, monkeypatch):
+    """The README's small Unicorn command, as written, in an empty folder."""
+    text = (ROOT / "README.md").read_text()
+    line = re.search(r"^emu fuzz --oracle unicorn --classes (.*?)(?:#|$)", text, re.M).group(0)
+    argv = line.split("#")[0].split()[1:]
+    assert "--cases" in argv and int(argv[argv.index("--cases") + 1]) <= 1000
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(argv + ["--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "against Unicorn" in out and "no divergences" in out
+    assert set(HOST_CLASSES) < set(UNICORN_CLASSES)
