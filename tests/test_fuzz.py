@@ -125,3 +125,36 @@ def test_cli_campaign_reports_and_exits_zero(tmp_path, capsys):
     assert "1500 cases (seed 4) against the host CPU" in out and "cases/s" in out
     assert "shift" in out and "bits" in out and "no divergences" in out
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_cases_carry_legal_and_illegal_prefixes_and_the_host_agrees():
+    """About one case in eight has LOCK, REP/REPNE or segment prefixes in
+    front: LOCK on a register operand or a non-lockable instruction is #UD
+    (SDM Vol. 2, LOCK), the others are ignored; visor86 and the host agree."""
+    from emu.fuzz.campaign import HostOracle
+    from emu.fuzz.cases import prefix_length
+    triples = generate(HOST_CLASSES, 8, 0, 1500)
+    mixed = [(row, c) for _, row, c in triples if any(b in (0x26, 0x36, 0x3E, 0xF0, 0xF2, 0xF3)
+                                                       for b in c.code[:prefix_length(c.code)])]
+    assert len(mixed) > 100
+    oracle = HostOracle()
+    try:
+        cases = [c for _, c in mixed]
+        ours, refs = oracle.visor86(cases), oracle.reference(cases)
+        locked_ud = 0
+        for (row, case), mine, ref in zip(mixed, ours, refs):
+            assert not oracle.judge(row, case, mine, ref).diffs, case
+            locked_ud += 0xF0 in case.code[:prefix_length(case.code)] and ref.exception == 6
+        assert locked_ud > 10
+    finally:
+        oracle.close()
+
+
+def test_rep_before_bsf_is_not_run_on_the_host():
+    """F3 0F BC is TZCNT on current CPUs, not BSF: such a case file is refused."""
+    from emu.fuzz.campaign import host_unsafe
+    from emu.fuzz.native import Case
+    from emu.spec import table
+    bsf = next(r for r in table.ROWS if r.mnemonic == "BSF")
+    assert host_unsafe(bsf, Case(b"\x0f\xbc\xc1", {}, 0, b"")) is None
+    assert "TZCNT" in host_unsafe(bsf, Case(b"\xf3\x0f\xbc\xc1", {}, 0, b""))

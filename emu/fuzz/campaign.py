@@ -24,7 +24,8 @@ import time
 from dataclasses import dataclass, field
 
 from emu.core import layout as L
-from emu.fuzz.cases import native_rows, make_case, undefined_flags, NATIVE_MODULES
+from emu.fuzz.cases import (native_rows, make_case, undefined_flags, NATIVE_MODULES, PREFIX_MIX,
+                             prefix_length, mix_allowed)
 from emu.fuzz.native import Case, NativeExecutor, DATA_BASE, WINDOW, REGS
 
 HOST_CLASSES = tuple(sorted(NATIVE_MODULES))
@@ -488,6 +489,17 @@ def minimise_with(div, oracle):
         return False
 
     case = best.case
+    mix = prefix_length(case.code) - (1 if 0x66 in case.code[:prefix_length(case.code)] else 0)
+    if mix > 0:
+        # the LOCK/REP/segment prefixes first: all of them, else one at a time
+        rest = bytes(b for b in case.code[:prefix_length(case.code)] if b == 0x66) + \
+            case.code[prefix_length(case.code):]
+        if not attempt(dataclasses.replace(case, code=rest)):
+            for i in range(prefix_length(case.code)):
+                c = best.case.code
+                if i < prefix_length(c) and c[i] != 0x66:
+                    attempt(dataclasses.replace(best.case, code=c[:i] + c[i + 1:]))
+    case = best.case
     if case.code[:1] == b"\x66":
         code = case.code[1:]
         if any(o.kind in (L.K_IMM, L.K_REL) and o.size == L.SZ_V for o in div.row.operands):
@@ -743,6 +755,13 @@ def host_unsafe(row, case):
     if row not in native_rows(NATIVE_MODULES):
         return f"{row.mnemonic} {row.operands_text} is not an instruction the host oracle runs"
     code = case.code
+    mix = 0
+    while mix < len(code) and mix < 4 and code[mix] in PREFIX_MIX:
+        mix += 1
+    if mix and not mix_allowed(row):
+        return (f"a LOCK, REP or segment prefix before {row.mnemonic} 0f {row.opcode:02x} (F3 makes it "
+                f"POPCNT, TZCNT or LZCNT on current CPUs)")
+    code = code[mix:]
     why = encoding_problem(row, code)
     if why:
         return why
@@ -751,6 +770,7 @@ def host_unsafe(row, case):
         if modrm >> 6 == 0 and modrm & 7 == 5:
             return "ModRM mod=00 rm=101 is RIP-relative in 64-bit mode"
     md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    code = case.code
     insns = list(md.disasm(code, 0))
     if len(insns) != 1 or insns[0].size != len(code):
         return "the bytes are not exactly one instruction in 64-bit mode"

@@ -15,6 +15,28 @@ NATIVE_EXCLUDED = {"BOUND", "ARPL", "SALC", "XLAT", "WAIT", "ESC", "UD0", "UD1",
 UNSAFE_KINDS = {L.K_SREG, L.K_CREG, L.K_DREG, L.K_MOFFS, L.K_FARPTR, L.K_REL, L.K_STRSRC,
                 L.K_STRDST, L.K_RMREG}
 
+# prefixes a case may carry in front of its instruction, legal or not: segment
+# overrides that change nothing in flat or 64-bit code, LOCK (#UD unless the
+# instruction is a lockable read-modify-write of memory, SDM Vol. 2, LOCK),
+# and REP/REPNE, which instructions outside the string group ignore
+PREFIX_MIX = (0x26, 0x36, 0x3E, 0xF0, 0xF2, 0xF3)
+ALL_PREFIXES = PREFIX_MIX + (0x66,)
+
+
+def prefix_length(code):
+    """How many prefix bytes (of ALL_PREFIXES) open ``code``."""
+    n = 0
+    while n < len(code) and code[n] in ALL_PREFIXES:
+        n += 1
+    return n
+
+
+def mix_allowed(row):
+    """False where REP/REPNE give the bytes another meaning on current CPUs
+    (F3 0F BC/BD are TZCNT/LZCNT, F3 0F B8 POPCNT)."""
+    return not (row.map and row.opcode in (0xB8, 0xBC, 0xBD))
+
+
 EDGE_VALUES = (0, 1, 2, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000, 0xFFFF, 0x10000, 0x7FFFFFFF,
                0x80000000, 0xFFFFFFFE, 0xFFFFFFFF)
 
@@ -133,6 +155,8 @@ def _make_case(rng, row):
     if row.mnemonic in ("SHLD", "SHRD") and osize == 2 and any(o.text == "CL" for o in row.operands) \
             and (reg_values[1] & 0x1F) > 16:
         return None        # a 16-bit double shift by more than 16 has an undefined result
+    if mix_allowed(row) and rng.random() < 0.12:
+        code[0:0] = bytes(rng.choice(PREFIX_MIX) for _ in range(rng.randint(1, 3)))
     regs = {n: v & 0xFFFFFFFF for n, v in zip(names, reg_values)}
     eflags = rng.getrandbits(12) & 0x0CD5
     mem = rng.randbytes(WINDOW)
@@ -151,7 +175,8 @@ def undefined_flags(row, case):
             count = 1
         else:
             count = case.code[-1] & 0x1F
-        bits = 8 if row.operands[0].size == 1 else (16 if (0x66 in case.code[:3]) != (getattr(case, 'mode16', False)) else 32)
+        osize_prefix = 0x66 in case.code[:prefix_length(case.code)]
+        bits = 8 if row.operands[0].size == 1 else (16 if osize_prefix != getattr(case, 'mode16', False) else 32)
         undefined = 0
         if count == 0:
             return 0
