@@ -79,6 +79,8 @@ class Uart:
         self._received = bytearray()      # drained, not yet read by the user
         self._waiting_input = bytearray()  # sent by the host, not yet in the ring
         self.sink = None                  # callable(bytes) that takes output as it comes
+        self.tx_bytes = 0                 # metering: bytes the guest transmitted, and received
+        self.rx_bytes = 0
 
     def drain(self):
         """Move what the guest transmitted out of the ring (called by Machine)."""
@@ -89,6 +91,7 @@ class Uart:
         idx = (np.arange(tail, head) % D.UART_TX_RING) + self._tx
         data = dev[idx].astype(np.uint8).tobytes()
         dev[self._base + D.U_TX_TAIL] = head
+        self.tx_bytes += len(data)
         if self.sink is not None:
             self.sink(data)
         else:
@@ -119,6 +122,7 @@ class Uart:
         for i in range(n):
             dev[self._in + (head + i) % D.UART_IN_RING] = self._waiting_input[i]
         del self._waiting_input[:n]
+        self.rx_bytes += n
         dev[self._base + D.U_IN_HEAD] = head + n
         dev[self._base + D.U_IN_MORE] = 1 if self._waiting_input else 0
         self._board.poke()

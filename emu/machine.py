@@ -178,6 +178,10 @@ class Machine:
         self.cpu = CpuView(self)
         self.memory = MemoryView(self)
         self.port_handlers = PortHandlers(self.board)
+        # metering (emu.hypervisor): exits of the loop by reason, Python-served
+        # port I/O bytes by device
+        self.exit_counts = {}
+        self.io_bytes = {}
         self.com1 = self.board.com1
         self.com2 = self.board.com2
         from devices.host.screen import TextScreen
@@ -481,6 +485,8 @@ class Machine:
                 # instruction that left for a port access has not retired: it runs again once
                 # the port is served and still belongs to this budget (one step = one IN/OUT)
                 remaining = max(0, remaining - (retired if reason == L.EXIT_IO else max(1, retired)))
+            name = L.EXIT_NAMES[reason]
+            self.exit_counts[name] = self.exit_counts.get(name, 0) + 1
             if reason == L.EXIT_IO and self._serve_io():
                 first = True      # the resumed instruction is not stopped again by its breakpoint
                 continue
@@ -546,6 +552,9 @@ class Machine:
             return True
         port, size, is_out = int(c[L.IO_PORT]), int(c[L.IO_SIZE]), int(c[L.IO_DIR])
         handler = self.board.python_devices.get(port)
+        if handler is not None:
+            key = type(handler).__name__
+            self.io_bytes[key] = self.io_bytes.get(key, 0) + size
         if is_out:
             if handler is not None:
                 handler.write(port, size, int(c[L.IO_DATA]))
