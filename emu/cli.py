@@ -637,6 +637,100 @@ def cmd_fuzz_decode(args, stream=None):
     return 1 if report.failed else 0
 
 
+def cmd_host(args, stream=None):
+    """emu host CONFIG.toml: several guests in one hypervisor, a live table."""
+    import json
+    from emu.hypervisor import Hypervisor, HypervisorError, load_config, format_table
+    out = stream if stream is not None else sys.stdout
+    files = []
+    try:
+        threads, slice_, guests = load_config(args.config)
+        hv = Hypervisor(threads=args.threads or threads, slice_instructions=slice_)
+        for g in guests:
+            g = dict(g)
+            name = g["name"]
+            serial = g.pop("serial", "none")
+            if serial == "none":
+                sink = lambda data: None                       # noqa: E731
+            elif serial == "stdio":
+                sink = (lambda n: lambda data: out.write(
+                    "".join(f"[{n}] {line}\n" for line in data.decode("latin-1").splitlines())))(name)
+            elif serial.startswith("file:"):
+                try:
+                    f = open(pathlib.Path(args.config).parent / serial[5:], "wb")
+                except OSError as e:
+                    raise HypervisorError(f"guest {name}: serial {serial}: {e.strerror}")
+                files.append(f)
+                sink = f.write
+            else:
+                raise HypervisorError(f"guest {name}: serial is none, stdio or file:PATH, not {serial!r}")
+            schedule = {k: g.pop(k) for k in ("weight", "cap", "share", "max_instructions") if k in g}
+            g.pop("name")
+            hv.create(name, **g, **schedule, serial=sink)
+    except HypervisorError as e:
+        for f in files:
+            f.close()
+        raise UsageError(str(e))
+    status_path = pathlib.Path(args.status) if args.status else None
+    show = args.top or (args.top is None and sys.stderr.isatty())
+
+    def publish(running):
+        metrics = hv.metrics()
+        if status_path is not None:
+            tmp = status_path.with_suffix(status_path.suffix + ".tmp")
+            tmp.write_text(json.dumps({"time": time.time(), "running": running, "guests": metrics}, indent=1))
+            tmp.replace(status_path)
+        return metrics
+    t0 = time.monotonic()
+    hv.start()
+    try:
+        while True:
+            done = hv.wait(timeout=args.interval)
+            if args.seconds is not None and time.monotonic() - t0 >= args.seconds and not done:
+                hv.shutdown()
+                done = True
+            metrics = publish(not done)
+            if show and not done:
+                sys.stderr.write("\x1b[H\x1b[2J" + format_table(metrics, f"emu host {args.config}: "
+                                 f"{time.monotonic() - t0:.0f} s") + "\n")
+                sys.stderr.flush()
+            if done:
+                break
+    except KeyboardInterrupt:
+        hv.shutdown()
+        metrics = publish(False)
+    finally:
+        for f in files:
+            f.close()
+    print(format_table(metrics, f"emu host {args.config}: {time.monotonic() - t0:.1f} s"), file=out)
+    return 0
+
+
+def cmd_top(args, stream=None):
+    """emu top STATUS.json: the live table of an `emu host --status` file."""
+    import json
+    from emu.hypervisor import format_table
+    out = stream if stream is not None else sys.stdout
+    path = pathlib.Path(args.status)
+    while True:
+        try:
+            data = json.loads(path.read_text())
+            metrics = data["guests"]
+        except OSError as e:
+            raise UsageError(f"cannot read {path}: {e.strerror} (start `emu host CONFIG --status {path}`)")
+        except (ValueError, KeyError, TypeError):
+            raise UsageError(f"{path} is not an `emu host --status` file")
+        table = format_table(metrics, f"{path}: {'running' if data.get('running') else 'finished'}, "
+                                      f"{time.strftime('%H:%M:%S', time.localtime(data.get('time', 0)))}")
+        if args.once or not data.get("running"):
+            print(table, file=out)
+            return 0
+        if out.isatty():
+            out.write("\x1b[H\x1b[2J")
+        print(table, file=out, flush=True)
+        time.sleep(args.interval)
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="emu", description="visor86: an x86 software hypervisor",
                                 epilog="exit status: the guest's debug-exit status ((value << 1) | 1 "
@@ -751,6 +845,24 @@ def build_parser():
                            "(default: all, about one string in fifty; 0 for none, which also skips compiling "
                            "the CPU core)")
     fuzz.set_defaults(func=cmd_fuzz, memory=0, max_instructions=None)
+    host = sub.add_parser("host", help="run several guests in one hypervisor from a TOML file",
+                          description="Run the guests a TOML file lists ([[guest]] tables with name, "
+                                      "kernel|image|snapshot, memory, weight, cap, share, max_instructions, "
+                                      "serial = none|stdio|file:PATH; top-level threads and slice) on host "
+                                      "threads, fairly by weight, and show them in a live table.")
+    host.add_argument("config", metavar="CONFIG.toml")
+    host.add_argument("--threads", type=int, help="host threads (default: the file's, else one per core)")
+    host.add_argument("--status", metavar="PATH", help="keep a JSON status file for `emu top PATH`")
+    host.add_argument("--top", action="store_true", default=None,
+                      help="show the live table (the default on a terminal)")
+    host.add_argument("--seconds", type=float, help="stop every guest after this many seconds")
+    host.add_argument("--interval", type=float, default=1.0, help="seconds between updates (default 1)")
+    host.set_defaults(func=cmd_host, memory=0, max_instructions=None)
+    top = sub.add_parser("top", help="the live table of guests of an `emu host --status` file")
+    top.add_argument("status", metavar="STATUS.json")
+    top.add_argument("--once", action="store_true", help="print the table once")
+    top.add_argument("--interval", type=float, default=1.0, help="seconds between updates (default 1)")
+    top.set_defaults(func=cmd_top, memory=0, max_instructions=None)
     demo.set_defaults(func=cmd_demo)
     run.set_defaults(func=cmd_run)
     return p

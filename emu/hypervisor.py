@@ -376,3 +376,77 @@ class Hypervisor:
         if self._errors:
             name, err = self._errors[0]
             raise HypervisorError(f"guest {name}: visor86 failed running it: {err!r}") from err
+
+
+# --- emu host / emu top -------------------------------------------------------------------
+
+CONFIG_KEYS = {"name", "kernel", "image", "snapshot", "memory", "cmdline", "weight", "cap", "share",
+               "max_instructions", "serial"}
+TOP_KEYS = {"threads", "slice", "guest"}
+
+
+def parse_size(text):
+    """'64M', '1G', '65536' -> bytes."""
+    if isinstance(text, int):
+        return text
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    t = str(text).strip().upper().rstrip("B").rstrip("I")
+    if t and t[-1] in units:
+        return int(float(t[:-1]) * units[t[-1]])
+    return int(t)
+
+
+def load_config(path):
+    """(threads, slice, [guest dicts]) from an `emu host` TOML file, paths
+    made relative to the file; HypervisorError says what is wrong."""
+    import pathlib
+    import tomllib
+    path = pathlib.Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise HypervisorError(f"cannot read {path}: {e.strerror}")
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise HypervisorError(f"{path} is not valid TOML: {e}")
+    unknown = set(data) - TOP_KEYS
+    if unknown:
+        raise HypervisorError(f"{path}: unknown settings {', '.join(sorted(unknown))} (the file takes "
+                              f"threads, slice and [[guest]] tables)")
+    guests = data.get("guest", [])
+    if not isinstance(guests, list) or not guests:
+        raise HypervisorError(f"{path}: no guests: add a [[guest]] table with a name and a kernel, "
+                              f"image or snapshot")
+    out = []
+    for i, g in enumerate(guests, 1):
+        unknown = set(g) - CONFIG_KEYS
+        if unknown:
+            raise HypervisorError(f"{path}: guest {i}: unknown settings {', '.join(sorted(unknown))} "
+                                  f"(known: {', '.join(sorted(CONFIG_KEYS))})")
+        if "name" not in g:
+            raise HypervisorError(f"{path}: guest {i} has no name")
+        g = dict(g)
+        for key in ("kernel", "image", "snapshot"):
+            if key in g:
+                g[key] = str((path.parent / g[key]).resolve())
+        if "memory" in g:
+            try:
+                g["memory"] = parse_size(g["memory"])
+            except ValueError:
+                raise HypervisorError(f"{path}: guest {g['name']}: memory {g['memory']!r} is not a size "
+                                      f"like 64M")
+        out.append(g)
+    return data.get("threads"), data.get("slice", DEFAULT_SLICE), out
+
+
+def format_table(metrics, title=None):
+    """The `emu top` table of a metrics dict ({name: Guest.metrics()})."""
+    lines = [title] if title else []
+    lines.append(f"{'GUEST':<14} {'STATE':<9} {'WEIGHT':>6} {'MIPS':>7} {'INSTRUCTIONS':>14} {'CPU s':>7} "
+                 f"{'EXITS':>7} {'SERIAL':>8} {'RESIDENT':>9} {'DIRTY':>7}  END")
+    for name, m in sorted(metrics.items()):
+        resident = m["resident_pages"] * PAGE // 1024
+        lines.append(f"{name[:14]:<14} {m['state']:<9} {m['weight']:>6g} {m['mips']:>7.2f} "
+                     f"{m['instructions']:>14,} {m['host_cpu_seconds']:>7.2f} "
+                     f"{sum(m['exits'].values()):>7} {m['io_bytes'].get('com1_tx', 0):>8} "
+                     f"{resident:>7}Ki {m['dirty_pages']:>7}  {m['exit'] or ''}")
+    return "\n".join(lines)

@@ -170,3 +170,54 @@ def test_hostile_guests_next_to_well_behaved_ones_on_threads():
         got = (g.exit.kind, g.exit.status, bytes(g.serial),
                hashlib.sha256(g.machine.memory.read(0, g.machine.memory_size)).hexdigest())
         assert got == want, n
+
+
+def test_emu_host_runs_a_config_and_emu_top_shows_it(tmp_path, capsys):
+    from emu.cli import main as cli_main
+    config = tmp_path / "host.toml"
+    config.write_text(f'''threads = 2
+slice = 20000
+
+[[guest]]
+name = "timer"
+kernel = "{KERNELS / 'timer.elf'}"
+weight = 2
+serial = "file:timer.log"
+
+[[guest]]
+name = "exceptions"
+kernel = "{KERNELS / 'exceptions.elf'}"
+memory = "32M"
+''')
+    status = tmp_path / "status.json"
+    assert cli_main(["host", str(config), "--status", str(status), "--top"]) == 0
+    out = capsys.readouterr().out
+    assert "GUEST" in out and "timer" in out and "debug_exit" in out
+    assert (tmp_path / "timer.log").read_bytes() == (KERNELS / "timer.expected").read_bytes()
+    data = json.loads(status.read_text())
+    assert data["running"] is False and data["guests"]["exceptions"]["memory_bytes"] == 32 << 20
+    assert cli_main(["top", str(status), "--once"]) == 0
+    assert "finished" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text, message", [
+    ("threads = 2\n", "no guests"),
+    ("[[guest]]\nkernel = 'x.elf'\n", "has no name"),
+    ("[[guest]]\nname = 'a'\nkernal = 'x.elf'\n", "unknown settings kernal"),
+    ("[[guest]]\nname = 'a'\nkernel = 'missing.elf'\n", "guest a:"),
+    ("[[guest]]\nname = 'a'\nkernel = 'k.elf'\nmemory = 'lots'\n", "not a size"),
+    ("[[guest]\n", "not valid TOML"),
+    ("speed = 3\n[[guest]]\nname = 'a'\n", "unknown settings speed"),
+])
+def test_emu_host_refuses_a_bad_config_with_a_reason(tmp_path, capsys, text, message):
+    from emu.cli import main as cli_main
+    config = tmp_path / "host.toml"
+    config.write_text(text)
+    assert cli_main(["host", str(config)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_emu_top_without_a_status_file(tmp_path, capsys):
+    from emu.cli import main as cli_main
+    assert cli_main(["top", str(tmp_path / "none.json")]) == 2
+    assert "emu host CONFIG --status" in capsys.readouterr().err
