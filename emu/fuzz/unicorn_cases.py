@@ -18,10 +18,13 @@ from emu.spec import table
 from emu.fuzz.cases import value, undefined_flags
 from emu.fuzz.campaign import (FuzzError, Verdict, COMPARED_FLAGS, FLAG_NAMES, flag_differences,
                                memory_difference, vector_name, encoding_problem)
+from emu.fuzz.unicorn_system import (SEG_NAMES, SYSTEM_FLAGS_IN, system_rows, make_system_case, delivered,
+                                     system_differences, system_deviation, system_undefined)
 from emu.fuzz.unicorn_oracle import (UnicornOracle, UCase, UResult, CODE_AT, DATA_BASE, WINDOW, STACK_TOP,
                                      STACK_WINDOW, DATA_SEG, STACK_SEG, MEMORY, REGS, stack_linear)
 
-UNICORN_CLASSES = ("alu", "bcd", "bits", "control", "flagctl", "move", "muldiv", "shift", "stack", "string")
+UNICORN_CLASSES = ("alu", "bcd", "bits", "control", "flagctl", "move", "muldiv", "shift", "stack", "string",
+                   "system")
 EXCLUDED = {"JMPF", "CALLF", "RETF", "INT", "INT3", "INT1", "INTO", "IRET", "INS", "OUTS", "IN", "OUT",
             "CLI", "STI", "WAIT", "ESC", "UD0", "UD1", "UD2", "SALC", "NOP"}
 UNSAFE_KINDS = {L.K_SREG, L.K_CREG, L.K_DREG, L.K_FARPTR, L.K_RMREG}
@@ -201,19 +204,47 @@ def machine_for(bits):
 class Visor86UnicornSide:
     """visor86 running cases in the Unicorn oracle's layout, one machine
     per mode, reset between cases by rewriting the code, the windows, the
-    registers and the flags (and in real mode the segment registers)."""
+    registers and the flags (and in real mode the segment registers).
+    ``system``: the system class's machine, put back into its prepared
+    state (unicorn_system.py) before each case; it delivers INT n, INT3 and
+    INTO through its IVT or IDT and stops on any other exception."""
 
-    def __init__(self, bits):
+    def __init__(self, bits, system=False):
         self.bits = bits
+        self.system = system
         self.m = machine_for(bits)
         self.stack_at = stack_linear(bits)
+        if system:
+            from emu.fuzz.unicorn_system import prepared_tables
+            for at, data in prepared_tables(bits):
+                self.m.memory.write(at, data)
+
+    def _prepare(self, case):
+        from emu.fuzz.unicorn_system import (prepared_registers, prepared_segments, segment_base, GDT_ENTRIES,
+                                             is_software_interrupt)
+        m = self.m
+        regs = prepared_registers(self.bits)
+        for name in ("cr0", "cr2", "cr3", "cr4", "gdtr", "idtr"):
+            setattr(m.cpu, name, regs[name])
+        m.cpu.set_segment("ldtr", 0, 0, 0, 0)
+        m.cpu.cpl = 0
+        for name, sel in prepared_segments(self.bits).items():
+            if self.bits == 16:
+                setattr(m.cpu, name, sel)
+            else:
+                access, flags = next((a, f) for s, _, _, a, f, _ in GDT_ENTRIES if s == sel)
+                m.cpu.set_segment(name, sel, segment_base(sel, 32), 0xFFFFFFFF,
+                                  access | (L.ATTR_DB if flags & 4 else 0) | (L.ATTR_G if flags & 8 else 0))
+        m.deliver_exceptions = is_software_interrupt(case.code)
 
     def run(self, case):
         m = self.m
         m.memory.write(CODE_AT, case.code + b"\x90" * 16)
         m.memory.write(DATA_BASE, case.mem)
         m.memory.write(self.stack_at, case.stack)
-        if self.bits == 16:
+        if self.system:
+            self._prepare(case)
+        elif self.bits == 16:
             m.cpu.cs, m.cpu.ds, m.cpu.es, m.cpu.ss = 0, DATA_SEG, DATA_SEG, STACK_SEG
         for r in REGS:
             setattr(m.cpu, r, case.regs.get(r, 0))
@@ -221,8 +252,14 @@ class Visor86UnicornSide:
         m.cpu.eip = CODE_AT
         e = m.step()
         exception = e.vector if e.kind == "exception" else (None if e.kind == "budget" else -1)
+        sys = None
+        if self.system:
+            sys = {"segments": {n: (getattr(m.cpu, n), m.cpu.segment(n).base) for n in SEG_NAMES},
+                   "gdtr": m.cpu.gdtr, "idtr": m.cpu.idtr}
+            for name in ("cr0", "cr2", "cr3", "cr4"):
+                sys[name] = getattr(m.cpu, name)
         return UResult({r: getattr(m.cpu, r) for r in REGS}, m.cpu.eip, m.cpu.eflags,
-                       m.memory.read(DATA_BASE, WINDOW), m.memory.read(self.stack_at, STACK_WINDOW), exception)
+                       m.memory.read(DATA_BASE, WINDOW), m.memory.read(self.stack_at, STACK_WINDOW), exception, sys)
 
 
 def compare(row, case, ours, ref):
@@ -242,10 +279,12 @@ def compare(row, case, ours, ref):
             diffs.append(f"{r}: visor86 {ours.regs[r]:#010x}, unicorn {ref.regs[r]:#010x}")
     if ours.eip != ref.eip:
         diffs.append(f"eip: visor86 {ours.eip:#x}, unicorn {ref.eip:#x}")
-    compared = POPF_COMPARED if row.mnemonic == "POPF" else COMPARED_FLAGS
+    compared = POPF_COMPARED if row.mnemonic == "POPF" or case.system else COMPARED_FLAGS
     diffs += flag_differences(ours.eflags, ref.eflags, compared & ~undefined, ALL_FLAG_NAMES, "unicorn")
     diffs += memory_difference("memory", DATA_BASE, ours.mem, ref.mem, "unicorn")
     diffs += memory_difference("stack", stack_linear(case.bits), ours.stack, ref.stack, "unicorn")
+    if case.system:
+        diffs += system_differences(case, ours, ref)
     return diffs, undefined
 
 
@@ -278,8 +317,10 @@ class UnicornFuzz:
 
     def draw(self, rng, klass, mode):
         if klass not in self._rows:
-            self._rows[klass] = rows_for({klass})
+            self._rows[klass] = system_rows() if klass == "system" else rows_for({klass})
         row = rng.choice(self._rows[klass])
+        if klass == "system":
+            return row, make_system_case(rng, row, mode)
         return row, make_case(rng, row, mode)
 
     def mode_of(self, case):
@@ -288,26 +329,32 @@ class UnicornFuzz:
     def label(self, klass, mode):
         return f"{klass}/{mode}"
 
-    def _oracle(self, bits):
-        if bits not in self._oracles:
-            self._oracles[bits] = UnicornOracle(bits)
-        return self._oracles[bits]
+    def _oracle(self, bits, system=False):
+        if (bits, system) not in self._oracles:
+            self._oracles[bits, system] = UnicornOracle(bits, system)
+        return self._oracles[bits, system]
 
-    def _side(self, bits):
-        if bits not in self._sides:
-            self._sides[bits] = Visor86UnicornSide(bits)
-            self._sides[bits].m.undefined_flags = self.undefined_flags
-        return self._sides[bits]
+    def _side(self, bits, system=False):
+        if (bits, system) not in self._sides:
+            self._sides[bits, system] = Visor86UnicornSide(bits, system)
+            self._sides[bits, system].m.undefined_flags = self.undefined_flags
+        return self._sides[bits, system]
 
     def reference(self, cases):
-        return [self._oracle(c.bits).run(c) for c in cases]
+        return [self._oracle(c.bits, c.system).run(c) for c in cases]
 
     def visor86(self, cases):
-        return [self._side(c.bits).run(c) for c in cases]
+        return [self._side(c.bits, c.system).run(c) for c in cases]
 
     def judge(self, row, case, ours, ref):
         if ref.exception == -1:
             return Verdict(skipped=NOT_RUN)
+        if case.system:
+            why = system_deviation(row, case, ref, ours)
+            if why:
+                return Verdict(deviation=why)
+            ref = delivered(row, case, ref)
+            ref = system_undefined(row, case, ref, ours)
         why = unicorn_deviation(row, ref, ours)
         if why:
             return Verdict(deviation=why)
@@ -320,15 +367,17 @@ class UnicornFuzz:
         mode = data.get("mode")
         if mode not in (16, 32):
             raise FuzzError(f"{path}: a Unicorn case has \"mode\": 16 or 32, not {mode!r}")
-        if row not in rows_for(set(UNICORN_CLASSES)):
+        system = data.get("class") == "system"
+        if row not in (system_rows() if system else rows_for(set(UNICORN_CLASSES) - {"system"})):
             raise FuzzError(f"{path}: {row.mnemonic} {row.operands_text} is not an instruction the unicorn "
-                            f"oracle runs")
-        why = encoding_problem(row, case.code, (b"\x66", b"\xf2\xf3"))
+                            f"oracle runs{' in the system class' if system else ''}")
+        why = encoding_problem(row, case.code, (b"\x66",) if system else (b"\x66", b"\xf2\xf3"))
         if why:
             raise FuzzError(f"{path}: {why}")
-        if case.eflags & ~FLAGS_IN:
-            raise FuzzError(f"{path}: a case's eflags may set only OF DF SF ZF AF PF CF ({FLAGS_IN:#x}), "
-                            f"not {case.eflags:#x}")
+        allowed = SYSTEM_FLAGS_IN if system else FLAGS_IN
+        if case.eflags & ~allowed:
+            raise FuzzError(f"{path}: a case's eflags may set only OF DF SF ZF AF PF CF"
+                            f"{' IF' if system else ''} ({allowed:#x}), not {case.eflags:#x}")
         try:
             stack = bytes.fromhex(data.get("stack", ""))
         except (TypeError, ValueError) as e:
@@ -337,7 +386,7 @@ class UnicornFuzz:
             raise FuzzError(f"{path}: the stack window is {STACK_WINDOW} bytes, the case has {len(stack)}")
         regs = {r: case.regs.get(r, 0) for r in REGS}
         return UCase(case.code, regs, case.eflags, case.mem.ljust(WINDOW, b"\0"),
-                     stack.ljust(STACK_WINDOW, b"\0"), mode16=mode == 16)
+                     stack.ljust(STACK_WINDOW, b"\0"), mode16=mode == 16, system=system)
 
 
 def unicorn_version():

@@ -45,6 +45,7 @@ class UCase:
     mem: bytes
     stack: bytes
     mode16: bool = False        # real mode (16-bit code) rather than 32-bit flat
+    system: bool = False        # the system class: run in the prepared state of unicorn_system.py
 
     @property
     def bits(self):
@@ -59,6 +60,7 @@ class UResult:
     mem: bytes
     stack: bytes
     exception: int | None
+    sys: dict | None = None     # system cases: segments (selector, base), gdtr, idtr, cr0 ... cr4
 
 
 def stack_linear(bits):
@@ -66,11 +68,26 @@ def stack_linear(bits):
     return STACK_TOP - STACK_WINDOW if bits == 32 else (STACK_SEG << 4) + 0x1000 - STACK_WINDOW
 
 
+SEG_REGS = {"es": X.UC_X86_REG_ES, "cs": X.UC_X86_REG_CS, "ss": X.UC_X86_REG_SS, "ds": X.UC_X86_REG_DS,
+            "fs": X.UC_X86_REG_FS, "gs": X.UC_X86_REG_GS}
+CR_REGS = {"cr0": X.UC_X86_REG_CR0, "cr2": X.UC_X86_REG_CR2, "cr3": X.UC_X86_REG_CR3, "cr4": X.UC_X86_REG_CR4}
+
+
 class UnicornOracle:
-    def __init__(self, bits):
+    """One Uc instance for ``bits``-bit cases; ``system``: in the prepared
+    state of the system class (unicorn_system.py: IVT, or GDT and IDT in
+    protected mode), put back before every case."""
+
+    def __init__(self, bits, system=False):
         self.bits = bits
+        self.system = system
         self.uc = unicorn.Uc(unicorn.UC_ARCH_X86, unicorn.UC_MODE_32 if bits == 32 else unicorn.UC_MODE_16)
         self.uc.mem_map(0, MEMORY)
+        if system:
+            from emu.fuzz.unicorn_system import prepared_tables
+            for at, data in prepared_tables(bits):
+                self.uc.mem_write(at, data)
+            self._prepare()
         self._vector = None
         self.uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt)
         # The CPU state before any case.  An exception stopped in the hook is
@@ -88,13 +105,39 @@ class UnicornOracle:
     def stack_linear(self):
         return stack_linear(self.bits)
 
+    def _prepare(self):
+        """The system class's registers: CR0 first (the mode), the table
+        registers, then the segment registers (loaded through the GDT in
+        protected mode)."""
+        from emu.fuzz.unicorn_system import prepared_registers, prepared_segments
+        uc = self.uc
+        regs = prepared_registers(self.bits)
+        for name, r in CR_REGS.items():
+            uc.reg_write(r, regs[name])
+        uc.reg_write(X.UC_X86_REG_GDTR, (0, *regs["gdtr"], 0))
+        uc.reg_write(X.UC_X86_REG_IDTR, (0, *regs["idtr"], 0))
+        uc.reg_write(X.UC_X86_REG_LDTR, (0, 0, 0, 0))
+        for name, sel in prepared_segments(self.bits).items():
+            uc.reg_write(SEG_REGS[name], sel)
+
+    def system_state(self):
+        uc = self.uc
+        gdtr, idtr = uc.reg_read(X.UC_X86_REG_GDTR), uc.reg_read(X.UC_X86_REG_IDTR)
+        out = {"segments": {n: (uc.reg_read(r) & 0xFFFF, None) for n, r in SEG_REGS.items()},
+               "gdtr": (gdtr[1] & 0xFFFFFFFF, gdtr[2] & 0xFFFF), "idtr": (idtr[1] & 0xFFFFFFFF, idtr[2] & 0xFFFF)}
+        for name, r in CR_REGS.items():
+            out[name] = uc.reg_read(r) & 0xFFFFFFFF
+        return out
+
     def run(self, case):
         uc = self.uc
         uc.mem_write(CODE_AT, case.code + b"\x90" * 16)
         uc.ctl_remove_cache(CODE_AT, CODE_AT + 0x100)   # Unicorn keeps translated blocks otherwise
         uc.mem_write(DATA_BASE, case.mem)
         uc.mem_write(self.stack_linear(), case.stack)
-        if self.bits == 16:
+        if self.system:
+            self._prepare()
+        elif self.bits == 16:
             uc.reg_write(X.UC_X86_REG_CS, 0)
             uc.reg_write(X.UC_X86_REG_DS, DATA_SEG)
             uc.reg_write(X.UC_X86_REG_ES, DATA_SEG)
@@ -122,7 +165,8 @@ class UnicornOracle:
         regs = {r: uc.reg_read(UC_REGS[r]) & 0xFFFFFFFF for r in REGS}
         result = UResult(regs, uc.reg_read(X.UC_X86_REG_EIP), uc.reg_read(X.UC_X86_REG_EFLAGS),
                          bytes(uc.mem_read(DATA_BASE, WINDOW)),
-                         bytes(uc.mem_read(self.stack_linear(), STACK_WINDOW)), self._vector)
+                         bytes(uc.mem_read(self.stack_linear(), STACK_WINDOW)), self._vector,
+                         self.system_state() if self.system else None)
         if self._vector is not None or failed:
             uc.context_restore(self._clean)
         return result
