@@ -338,6 +338,22 @@ class Board:
 
     # --- state ------------------------------------------------------------------------
 
+    CHIP_NAMES = {D.CHIP_NONE: "unassigned", D.CHIP_PIC_MASTER: "pic_master", D.CHIP_PIC_SLAVE: "pic_slave",
+                  D.CHIP_PIT: "pit", D.CHIP_PORT61: "port61", D.CHIP_COM1: "com1", D.CHIP_COM2: "com2",
+                  D.CHIP_RTC: "rtc_cmos", D.CHIP_KBC: "kbc8042", D.CHIP_PORT92: "port92",
+                  D.CHIP_POST: "post", D.CHIP_DEBUG_EXIT: "debug_exit", D.CHIP_ATA: "ata",
+                  D.CHIP_ATA_CONTROL: "ata_control"}
+
+    def io_bytes(self):
+        """{chip name: (bytes in, bytes out)} of the port I/O the chips served in the loop."""
+        dev = self.dev
+        out = {}
+        for chip, name in self.CHIP_NAMES.items():
+            i, o = int(dev[D.IO_IN_BYTES + chip]), int(dev[D.IO_OUT_BYTES + chip])
+            if i or o:
+                out[name] = (i, o)
+        return out
+
     def reset(self, memory_size, disk_sectors=0):
         """Power-on state of every chip, and the CMOS memory-size bytes."""
         from devices.chips import pit8254, uart16550, rtc_cmos, kbc8042, ata
@@ -346,7 +362,9 @@ class Board:
         # CMOS RAM is battery-backed: its configuration bytes (floppy type,
         # boot order, ...) survive a reset; the clock registers do not matter
         cmos = dev[D.RTC_RAM + 0x0E:D.RTC_RAM + 0x80].copy()
+        meters = dev[D.IO_IN_BYTES:D.IO_OUT_BYTES + 16].copy()      # metering counts across reboots
         dev[:] = 0
+        dev[D.IO_IN_BYTES:D.IO_OUT_BYTES + 16] = meters
         dev[D.ROM_LOCKED] = rom
         dev[D.CLK_NS_PER_INSN] = self.ns_per_instruction
         dev[D.CLK_HOST] = 1 if self.host_clock else 0

@@ -84,7 +84,9 @@ class Guest:
         m = self.machine
         now = time.monotonic() if now is None else now
         pm = m._state.pm
-        ports = dict(m.io_bytes)
+        ports = {f"{name}_in": i for name, (i, _) in m.board.io_bytes().items()}
+        ports.update({f"{name}_out": o for name, (_, o) in m.board.io_bytes().items()})
+        ports.update({f"python:{name}": n for name, n in m.io_bytes.items()})
         ports["com1_tx"] = m.com1.tx_bytes
         ports["com1_rx"] = m.com1.rx_bytes
         ports["com2_tx"] = m.com2.tx_bytes

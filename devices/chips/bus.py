@@ -16,7 +16,8 @@ from devices.chips.layout import (CHIP_NONE, CHIP_PYTHON, CHIP_PIC_MASTER, CHIP_
                                   CHIP_ATA_CONTROL, CLK_BASE_NS,
                                   CLK_BASE_ICOUNT, CLK_NS_PER_INSN, DEADLINE_ICOUNT,
                                   NEXT_EVENT_NS, LAST_NS, CLK_HOST, POST_CODE, PORT92_VALUE, NEVER,
-                                  KBC_BASE, KBC_OUTPUT_PORT, RTC_BASE, RTC_IRQ_LEVEL)
+                                  KBC_BASE, KBC_OUTPUT_PORT, RTC_BASE, RTC_IRQ_LEVEL, IO_IN_BYTES,
+                                  IO_OUT_BYTES)
 from devices.chips import pic8259, pit8254, uart16550, rtc_cmos, kbc8042, ata
 
 IRQ_PIT = 0
@@ -237,6 +238,7 @@ def io_read(g, port, size):
     advance_timers(g, now)
     if first == CHIP_ATA and (port & 7) == 0:
         # the ATA data port is 16 (or 32) bits wide: one access moves that many bytes
+        g.dev[IO_IN_BYTES + CHIP_ATA] += size
         v = ata.read_data(g.dev, g.disk, size)
         update_lines(g)
         schedule(g, now)
@@ -245,6 +247,7 @@ def io_read(g, port, size):
     for i in range(size):
         p = (port + i) & 0xFFFF
         chip = ports[p]
+        g.dev[IO_IN_BYTES + (chip & 15)] += 1
         b = 0xFF if chip == CHIP_NONE else chip_read(g, chip, p, now) & 0xFF
         v |= b << (8 * i)
     if uart16550.wants_more_input(g.dev, 0) or uart16550.wants_more_input(g.dev, 1):
@@ -268,6 +271,7 @@ def io_write(g, port, size, value):
             return IO_TO_PYTHON
     cpu = g.cpu
     if first == CHIP_DEBUG_EXIT:
+        g.dev[IO_OUT_BYTES + CHIP_DEBUG_EXIT] += size
         # QEMU's isa-debug-exit: the whole value written, status (v << 1) | 1
         cpu[EXIT_REASON] = EXIT_DEBUG_EXIT
         cpu[EXIT_ARG] = ((value & ((1 << (8 * size)) - 1)) << 1) | 1
@@ -280,6 +284,7 @@ def io_write(g, port, size, value):
     now = now_ns(g)
     advance_timers(g, now)
     if first == CHIP_ATA and (port & 7) == 0:
+        g.dev[IO_OUT_BYTES + CHIP_ATA] += size
         ata.write_data(g.dev, g.disk, size, value)
         update_lines(g)
         schedule(g, now)
@@ -287,6 +292,7 @@ def io_write(g, port, size, value):
     for i in range(size):
         p = (port + i) & 0xFFFF
         chip = ports[p]
+        g.dev[IO_OUT_BYTES + (chip & 15)] += 1
         if chip != CHIP_NONE:
             chip_write(g, chip, p, (value >> (8 * i)) & 0xFF, now)
     update_lines(g)

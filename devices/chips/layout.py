@@ -171,4 +171,7 @@ A_IN_BLOCK = 21        # sectors moved in the current block
 A_BUF = 32             # 512 bytes of sector buffer, one per slot
 ATA_SLOTS = A_BUF + 512
 
-DEV_SLOTS = ATA_BASE + ATA_SLOTS
+# metering: bytes of port I/O each chip served in the loop, by CHIP_* (IN, then OUT)
+IO_IN_BYTES = ATA_BASE + ATA_SLOTS
+IO_OUT_BYTES = IO_IN_BYTES + 16
+DEV_SLOTS = IO_OUT_BYTES + 16
