@@ -721,6 +721,8 @@ def build_parser():
     fuzz.set_defaults(func=cmd_fuzz, memory=0, max_instructions=None)
     demo.set_defaults(func=cmd_demo)
     run.set_defaults(func=cmd_run)
+    from emu.cli_guests import add_commands      # snapshot, restore, clone, migrate
+    add_commands(sub)
     return p
 
 

@@ -165,7 +165,7 @@ class Machine:
             # RAM and the decoded-instruction cache cost host memory only
             # where written (emu/guestmem.py); RAM can be cloned copy-on-write
             mem=guestmem.anonymous(memory_size),
-            pm=np.zeros(pages, np.int64),
+            pm=guestmem.anonymous(pages * 8, dtype=np.int64),
             ic=guestmem.anonymous((L.IC_ENTRIES + 1) * L.D_FIELDS * 8, dtype=np.int64,
                                   shape=(L.IC_ENTRIES + 1, L.D_FIELDS)),
             dev=self.board.dev,
