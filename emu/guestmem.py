@@ -186,16 +186,28 @@ class Image:
         return os.fstat(self.fd).st_blocks * 512
 
     def fill(self, source, pages):
-        """Copy ``pages`` of ``source`` (a uint8 array of the image's size) into the image."""
+        """Copy ``pages`` of ``source`` (a uint8 array of the image's size)
+        into the image: one pwrite per run of consecutive pages, or one
+        copy through a shared mapping when the pages are scattered."""
         pages = np.asarray(pages, np.int64)
         if len(pages):
-            address = _mmap(None, self.size, _MAP_SHARED, self.fd, "image")
-            try:
-                view = np.frombuffer((ctypes.c_uint8 * self.size).from_address(address), np.uint8)
-                view.reshape(-1, PAGE)[pages] = source.reshape(-1, PAGE)[pages]
-                del view
-            finally:
-                _libc.munmap(address, self.size)
+            breaks = np.flatnonzero(np.diff(pages) != 1) + 1
+            firsts = np.concatenate(([0], breaks))
+            lasts = np.concatenate((breaks, [len(pages)])) - 1
+            if len(firsts) <= 256:
+                for f, l in zip(pages[firsts].tolist(), pages[lasts].tolist()):
+                    chunk = memoryview(source[f * PAGE:(l + 1) * PAGE])
+                    done = 0
+                    while done < len(chunk):
+                        done += os.pwrite(self.fd, chunk[done:], f * PAGE + done)
+            else:
+                address = _mmap(None, self.size, _MAP_SHARED, self.fd, "image")
+                try:
+                    view = np.frombuffer((ctypes.c_uint8 * self.size).from_address(address), np.uint8)
+                    view.reshape(-1, PAGE)[pages] = source.reshape(-1, PAGE)[pages]
+                    del view
+                finally:
+                    _libc.munmap(address, self.size)
         self.pages = pages
 
 
@@ -219,6 +231,7 @@ def map_image(image, into=None):
 _PM_PRESENT = 1 << 63
 _PM_SWAPPED = 1 << 62
 _PM_FILE = 1 << 61
+_PM_EXCLUSIVE = 1 << 56
 
 
 def _pagemap(array):
@@ -249,10 +262,15 @@ def private_pages(array):
     if entries is None:
         return np.flatnonzero(pages.any(axis=1))
     own = ((entries & np.uint64(_PM_PRESENT | _PM_SWAPPED)) != 0) & ((entries & np.uint64(_PM_FILE)) == 0)
-    candidates = np.flatnonzero(own)
-    if len(candidates) == 0:
-        return candidates
-    return candidates[pages[candidates].any(axis=1)]
+    # a page the mapping wrote is mapped exclusively; the shared zero page (a
+    # page only read) or a page merged by KSM is not: look at those few
+    written = own & ((entries & np.uint64(_PM_EXCLUSIVE)) != 0)
+    unsure = np.flatnonzero(own & ~written)
+    keep = [p for p in unsure.tolist() if array[p * PAGE:(p + 1) * PAGE].any()]
+    result = np.flatnonzero(written)
+    if keep:
+        result = np.union1d(result, np.array(keep, np.int64))
+    return result
 
 
 def resident_pages(array):
