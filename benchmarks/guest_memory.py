@@ -246,9 +246,9 @@ def main(argv=None):
     sys.path.insert(0, str(ROOT))
     warm()
     rows = []
-    for name, fn in (("clones", bench_clone), ("resets", bench_resets),
-                     ("overcommit", lambda r: bench_overcommit(r, args.guests)),
-                     ("migration", bench_migration)):
+    # overcommit first: a fresh heap, so freed memory of other benchmarks does not hide growth
+    for name, fn in (("overcommit", lambda r: bench_overcommit(r, args.guests)),
+                     ("clones", bench_clone), ("resets", bench_resets), ("migration", bench_migration)):
         print(f"{name} ...", file=sys.stderr, flush=True)
         fn(rows)
         gc.collect()
