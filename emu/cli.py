@@ -865,6 +865,8 @@ def build_parser():
     top.set_defaults(func=cmd_top, memory=0, max_instructions=None)
     demo.set_defaults(func=cmd_demo)
     run.set_defaults(func=cmd_run)
+    from emu.cli_guests import add_commands      # snapshot, restore, clone, migrate
+    add_commands(sub)
     return p
 
 

@@ -159,11 +159,15 @@ class Machine:
         self.board = Board(self, ns_per_instruction=ns_per_instruction or DEFAULT_NS_PER_INSTRUCTION,
                            rtc_epoch=rtc_epoch)
         self.board.host_clock = clock == "host"
+        from emu import guestmem
         self._state = Guest(
             cpu=np.zeros(L.CPU_SLOTS, np.int64),
-            mem=np.zeros(memory_size, np.uint8),
-            pm=np.zeros(pages, np.int64),
-            ic=np.zeros((L.IC_ENTRIES + 1, L.D_FIELDS), np.int64),
+            # RAM and the decoded-instruction cache cost host memory only
+            # where written (emu/guestmem.py); RAM can be cloned copy-on-write
+            mem=guestmem.anonymous(memory_size),
+            pm=guestmem.anonymous(pages * 8, dtype=np.int64),
+            ic=guestmem.anonymous((L.IC_ENTRIES + 1) * L.D_FIELDS * 8, dtype=np.int64,
+                                  shape=(L.IC_ENTRIES + 1, L.D_FIELDS)),
             dev=self.board.dev,
             ports=self.board.ports,
             tlb=np.zeros((L.TLB_ENTRIES, 2), np.int64),
@@ -660,6 +664,16 @@ class Machine:
         self._dirty_base = snap
         return snap
 
+    def clone(self, count=None):
+        """A new Machine in exactly this one's state whose RAM is shared
+        copy-on-write (emu/clone.py): it costs the host memory only for the
+        pages it writes, and its writes and this machine's are invisible to
+        each other.  ``count``: a list of that many clones.  Call it while
+        the machine is stopped.  Devices written in Python and disk images
+        are not cloned (refused with emu.clone.CloneError)."""
+        from emu.clone import clone
+        return clone(self, count)
+
     def save(self, path):
         """Save the whole machine to a file (versioned, checksummed; only
         pages that are not all zero are stored).  Returns the number of
@@ -704,7 +718,9 @@ class Machine:
     def _invalidate_decoded(self):
         """Drop decoded instructions and cached translations (Python changed
         state behind the CPU's back: registers, memory, a snapshot)."""
-        self._state.ic[:, L.D_TAG] = 0
+        from emu import guestmem
+        if not guestmem.discard(self._state.ic):    # an empty cache is all zeros: give its pages back
+            self._state.ic[:, L.D_TAG] = 0
         self._state.tlb[:, 0] = 0
 
     def _note_python_write(self, address, length):

@@ -96,6 +96,7 @@ def read(path):
     except ValueError:
         raise SnapshotError(f"{p}: the header is not valid JSON")
     at += hlen
+    _check_header(p, header)
     from emu.core.layout import CPU_SLOTS
     from devices.chips.layout import DEV_SLOTS
     if header.get("cpu_slots") != CPU_SLOTS or header.get("dev_slots") != DEV_SLOTS:
@@ -115,6 +116,45 @@ def read(path):
     if any(not 0 <= q < limit for q in header["pages"]):
         raise SnapshotError(f"{p}: a saved page lies outside the snapshot's memory")
     return header, cpu, dev, pages
+
+
+def _check_header(p, header):
+    """Every field a loader uses, with its type: a file whose checksum is
+    right but whose header is not (another tool, a hand edit) is refused
+    here, before anything is built."""
+    def bad(what):
+        raise SnapshotError(f"{p}: the header's {what}")
+    if not isinstance(header, dict):
+        bad("top level is not an object")
+    ints = ("memory_size", "cpu_slots", "dev_slots", "ns_per_instruction", "rtc_epoch")
+    for key in ints:
+        if isinstance(header.get(key), bool) or not isinstance(header.get(key), int):
+            bad(f"{key!r} is missing or not an integer")
+    from emu.machine import _check_memory_size
+    try:
+        _check_memory_size(header["memory_size"])
+    except ValueError as e:
+        bad(f"memory size is unusable: {e}")
+    if header["ns_per_instruction"] < 1:
+        bad("'ns_per_instruction' is not positive")
+    if header.get("clock") not in ("virtual", "host"):
+        bad(f"clock {header.get('clock')!r} is neither 'virtual' nor 'host'")
+    for key in ("deliver_exceptions", "firmware"):
+        if not isinstance(header.get(key), bool):
+            bad(f"{key!r} is missing or not true/false")
+    pages = header.get("pages")
+    if not isinstance(pages, list) or any(isinstance(q, bool) or not isinstance(q, int) for q in pages):
+        bad("page list is missing or holds something other than page numbers")
+    if len(set(pages)) != len(pages):
+        bad("page list names a page twice")
+    serial = header.get("serial_pending")
+    try:
+        for name in ("com1", "com2"):
+            received, waiting = serial[name]
+            bytes.fromhex(received)
+            bytes.fromhex(waiting)
+    except (TypeError, KeyError, ValueError):
+        bad("pending serial bytes are not two hex strings for each of com1 and com2")
 
 
 def load(path, machine_class):
