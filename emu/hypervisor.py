@@ -61,6 +61,7 @@ class Guest:
     runnable_seconds: float = 0.0     # host time spent ready or running (for the cap)
     _since: float | None = None
     _start_insns: int = 0
+    _held: int = 0                    # clone/save in progress: not scheduled
     serial: bytearray = field(default_factory=bytearray)
 
     @property
@@ -234,6 +235,44 @@ class Hypervisor:
                 g.state = "stopping"
             self._lock.notify_all()
 
+    def _holding(self, name):
+        """A context in which guest ``name`` is between slices and stays there."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def hold():
+            with self._lock:
+                g = self._guest(name)
+                g._held += 1
+                while g.state in ("running", "pausing", "stopping"):
+                    self._lock.wait(timeout=0.1)
+            try:
+                yield g
+            finally:
+                with self._lock:
+                    g._held -= 1
+                    self._lock.notify_all()
+        return hold()
+
+    def clone(self, name, new_name, **schedule):
+        """A new guest ``new_name`` in exactly the state of guest ``name``
+        (copy-on-write RAM, Machine.clone), taken between two of its slices;
+        ``schedule`` as for add (default: the original's weight, cap, share)."""
+        with self._holding(name) as g:
+            machine = g.machine.clone()
+        for key in ("weight", "cap", "share"):
+            schedule.setdefault(key, getattr(g, key))
+        copy = self.add(new_name, machine, **schedule)
+        if self._started:
+            self.start()
+        return copy
+
+    def save(self, name, path):
+        """Save guest ``name`` to a snapshot file between two of its slices
+        (Machine.save); ``create(snapshot=path)`` brings it back."""
+        with self._holding(name) as g:
+            return g.machine.save(path)
+
     def list(self):
         """(name, state, instructions) of every guest."""
         with self._lock:
@@ -269,7 +308,7 @@ class Hypervisor:
         cap, or (None, seconds until a capped guest may run again)."""
         best, wait = None, None
         for g in self.guests.values():
-            if g.state != "ready":
+            if g.state != "ready" or g._held:
                 continue
             if g.cap is not None:
                 allowed = g.cap * g._runnable_time(now)

@@ -224,3 +224,24 @@ def test_emu_top_without_a_status_file(tmp_path, capsys):
     from emu.cli import main as cli_main
     assert cli_main(["top", str(tmp_path / "none.json")]) == 2
     assert "emu host CONFIG --status" in capsys.readouterr().err
+
+
+def test_clone_and_save_a_running_guest(tmp_path):
+    """A guest cloned or saved while the hypervisor runs it is taken between
+    two slices; the clone and the restored copy end exactly as the original."""
+    hv = Hypervisor(threads=2, slice_instructions=20_000)
+    hv.create("timer", kernel=str(KERNELS / "timer.elf"))
+    hv.start()
+    time.sleep(0.05)
+    twin = hv.clone("timer", "twin")
+    hv.save("timer", tmp_path / "timer.snap")
+    hv.create("restored", snapshot=str(tmp_path / "timer.snap"))
+    assert hv.wait(timeout=900)
+    expected = (KERNELS / "timer.expected").read_bytes()
+    original = hv.guests["timer"]
+    assert bytes(original.serial) == expected and original.exit.kind == "debug_exit"
+    for name in ("twin", "restored"):
+        g = hv.guests[name]
+        assert g.exit.kind == "debug_exit" and g.exit.status == original.exit.status
+        assert expected.endswith(bytes(g.serial)), name       # the rest of the output, nothing repeated
+    assert twin.machine.instructions_retired == original.machine.instructions_retired
