@@ -109,16 +109,17 @@ def _modrm_memory(rng, regs, avoid):
     raise RuntimeError("could not place a memory operand")
 
 
-def make_case(rng, row):
-    """One random encoding of ``row`` with registers, flags and memory."""
+def make_case(rng, row, prefix_mix=True):
+    """One random encoding of ``row`` with registers, flags and memory;
+    with ``prefix_mix`` about one in eight carries LOCK/REP/segment prefixes."""
     for _ in range(1000):
-        case = _make_case(rng, row)
+        case = _make_case(rng, row, prefix_mix)
         if case is not None:
             return case
     raise RuntimeError(f"no case for {row.mnemonic} {row.operands_text}")
 
 
-def _make_case(rng, row):
+def _make_case(rng, row, prefix_mix=True):
     names = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
     reg_values = [value(rng) for _ in names]
     reg_values[4] = 0
@@ -155,7 +156,7 @@ def _make_case(rng, row):
     if row.mnemonic in ("SHLD", "SHRD") and osize == 2 and any(o.text == "CL" for o in row.operands) \
             and (reg_values[1] & 0x1F) > 16:
         return None        # a 16-bit double shift by more than 16 has an undefined result
-    if mix_allowed(row) and rng.random() < 0.12:
+    if prefix_mix and mix_allowed(row) and rng.random() < 0.12:
         code[0:0] = bytes(rng.choice(PREFIX_MIX) for _ in range(rng.randint(1, 3)))
     regs = {n: v & 0xFFFFFFFF for n, v in zip(names, reg_values)}
     eflags = rng.getrandbits(12) & 0x0CD5

@@ -507,7 +507,7 @@ def host_case(rng):
     from emu.fuzz.cases import make_case
     from emu.fuzz.native import Case
     row = rng.choice(_host_rows())
-    plain = make_case(rng, row)
+    plain = make_case(rng, row, prefix_mix=False)      # the prefixes are added here
     choices = [p for p in HOST_PREFIXES if not (p == 0xF3 and row.mnemonic in ("BSF", "BSR"))]
     k = rng.choice((0, 1, 1, 1, 2, 2, 3, 4))
     extra = [0xF0 if rng.random() < 0.2 else rng.choice(choices) for _ in range(k)]
