@@ -20,7 +20,7 @@ import argparse
 import platform
 import time
 
-from emu.fuzz.campaign import Visor86Side, generate, HOST_CLASSES, CODE_AT
+from emu.fuzz.campaign import Visor86Side, generate, step_case, HOST_CLASSES, CODE_AT
 from emu.fuzz.native import NativeExecutor, DATA_BASE, WINDOW, REGS
 
 
@@ -78,13 +78,7 @@ def main(argv=None):
     m = side.m
     t = time.perf_counter()
     for c in cases:
-        m.memory.write(CODE_AT, c.code + b"\x90")
-        m.memory.write(DATA_BASE, c.mem.ljust(WINDOW, b"\0"))
-        for r in REGS:
-            setattr(m.cpu, r, c.regs.get(r, 0))
-        m.cpu.eflags = (c.eflags & 0x0CD5) | 2
-        m.cpu.eip = CODE_AT
-        m.step()
+        step_case(m, c)
     stepped = len(cases) / (time.perf_counter() - t)
     try:
         uc_fresh, uc_start_us = unicorn_rates([c for c in cases if 0xF0 not in c.code[:4]])

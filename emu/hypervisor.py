@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from emu.core import layout as L
 from emu.core.memory import PM_DIRTY
 
 # "pausing" and "stopping": asked while the guest is in a slice, which it finishes first

@@ -2,7 +2,6 @@
 back to back inside the jitted loop must end exactly as the same cases
 run one by one with Machine.step(), and a batch table the core cannot
 trust must be refused without touching memory outside the guest."""
-import random
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ import pytest
 from emu import Machine
 from emu.batch import new_cases, exit_name
 from emu.core import layout as L
-from emu.fuzz.campaign import generate, HOST_CLASSES
+from emu.fuzz.campaign import generate, step_case, HOST_CLASSES
 from emu.fuzz.native import DATA_BASE, WINDOW, REGS
 
 CODE_AT = 0x1000
@@ -59,13 +58,7 @@ def test_batch_equals_stepping_one_by_one(m):
     single = Machine.flat32(memory_size=4 << 20)
     exceptions = 0
     for i, (_, _, c) in enumerate(triples):
-        single.memory.write(CODE_AT, c.code + b"\x90")
-        single.memory.write(DATA_BASE, c.mem.ljust(WINDOW, b"\0"))
-        for r in REGS:
-            setattr(single.cpu, r, c.regs.get(r, 0))
-        single.cpu.eflags = (c.eflags & 0x0CD5) | 2
-        single.cpu.eip = CODE_AT
-        e = single.step()
+        e = step_case(single, c)
         got = out[i]
         if e.kind == "exception":
             exceptions += 1

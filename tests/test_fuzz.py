@@ -2,18 +2,13 @@
 report, minimised JSON cases and their replay, and proof that the fuzzer
 sees bugs: a copy of the core with one flag rule broken is caught."""
 import json
-import os
-import pathlib
-import shutil
-import subprocess
-import sys
 
 import pytest
 
 from emu.cli import main as cli_main
+from tests.planted import planted_copy, run_emu
 from emu.fuzz.campaign import campaign, generate, load_case, FuzzError, HOST_CLASSES
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_a_campaign_agrees_with_the_host_cpu_in_every_class():
@@ -42,21 +37,7 @@ def patched_copy(tmp_path):
     """A copy of visor86 whose AF rule for additions and subtractions looks
     at bit 3 instead of bit 4 (SDM Vol. 1, 3.4.3.1: AF is the carry or
     borrow out of bit 3, i.e. into bit 4)."""
-    tree = tmp_path / "patched"
-    for d in ("emu", "devices"):
-        shutil.copytree(ROOT / d, tree / d, ignore=shutil.ignore_patterns("__pycache__"))
-    flags = tree / "emu" / "core" / "flags.py"
-    source = flags.read_text()
-    assert source.count("if (a ^ b ^ r) & 0x10:") == 1
-    flags.write_text(source.replace("if (a ^ b ^ r) & 0x10:", "if (a ^ b ^ r) & 0x08:"))
-    return tree
-
-
-def run_emu(tree, *args):
-    # the planted copy runs without numba compiling it (the core also runs as plain Python)
-    env = dict(os.environ, PYTHONPATH=str(tree), NUMBA_DISABLE_JIT="1")
-    return subprocess.run([sys.executable, "-m", "emu.cli", *args], cwd=tree, capture_output=True,
-                          text=True, env=env, timeout=300, stdin=subprocess.DEVNULL)
+    return planted_copy(tmp_path, "emu/core/flags.py", "if (a ^ b ^ r) & 0x10:", "if (a ^ b ^ r) & 0x08:")
 
 
 def test_a_planted_flag_bug_is_found_minimised_and_replayed(tmp_path):

@@ -3,24 +3,19 @@ strings per call (emu/core/decode_batch.py), compared with capstone and, for
 host-safe strings, with the host CPU; the report's classes; the CLI; and
 that hostile input cannot make the jitted entry read or write outside its
 arrays."""
-import os
-import pathlib
-import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from emu import Machine
 from emu.cli import main as cli_main
+from tests.planted import planted_copy, run_emu
 from emu.core import layout as L
 from emu.core.decode_batch import decode_many, CODE_AT, DECODED, BAD_INPUT
 from emu.fuzz import decode as fd
 from emu.fuzz.decode import (Visor86Decoder, DecodeInputError, campaign, generate,
                              parse_opcode)
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -301,17 +296,8 @@ def test_cli_exit_status_1_when_the_decoder_gets_a_length_wrong(tmp_path):
     """A copy of visor86 without the rule that MOV CRn/DRn ignore the mod
     bits (the bug this fuzzer found): `emu fuzz --decode` fails and names
     0F 20-0F 23 as bug candidates."""
-    tree = tmp_path / "patched"
-    for d in ("emu", "devices"):
-        shutil.copytree(ROOT / d, tree / d, ignore=shutil.ignore_patterns("__pycache__"))
-    path = tree / "emu" / "core" / "decode.py"
-    source = path.read_text()
-    assert source.count("        modrm |= 0xC0\n") == 1
-    path.write_text(source.replace("        modrm |= 0xC0\n", "        pass\n"))
-    env = dict(os.environ, PYTHONPATH=str(tree), NUMBA_DISABLE_JIT="1")
-    r = subprocess.run([sys.executable, "-m", "emu.cli", "fuzz", "--decode", "--cases", "3000", "--seed", "1",
-                        "--host", "0", "--quiet"], cwd=tree, capture_output=True, text=True, env=env,
-                       timeout=600, stdin=subprocess.DEVNULL)
+    tree = planted_copy(tmp_path, "emu/core/decode.py", "        modrm |= 0xC0\n", "        pass\n")
+    r = run_emu(tree, "fuzz", "--decode", "--cases", "3000", "--seed", "1", "--host", "0", "--quiet", timeout=600)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "visor86 bug candidates (one example per opcode and reason)" in r.stdout
     forms = ("0F 20: MOV Rd,Cd", "0F 21: MOV Rd,Dd", "0F 22: MOV Cd,Rd", "0F 23: MOV Dd,Rd")

@@ -4,16 +4,13 @@ run (BCD, stack, near control, strings) as well as the others; Unicorn's
 own departures from the SDM counted apart; both sides' rates from the same
 run; minimised case files that replay; bad input refused."""
 import json
-import os
 import pathlib
 import re
-import shutil
-import subprocess
-import sys
 
 import pytest
 
 from emu.cli import main as cli_main
+from tests.planted import planted_copy, run_emu
 from emu.fuzz.campaign import campaign, generate, load_case, FuzzError, HOST_CLASSES
 from emu.fuzz.unicorn_cases import UNICORN_CLASSES, UnicornFuzz, Visor86UnicornSide, make_case, rows_for
 from emu.fuzz.unicorn_oracle import UnicornOracle
@@ -99,21 +96,8 @@ def test_unicorn_cases_are_seeded_and_carry_their_mode():
 def patched_copy(tmp_path):
     """A copy of visor86 whose AAA forgets to increment AH (SDM Vol. 2,
     AAA: IF (AL AND 0FH) > 9 or AF = 1 THEN AX <- AX + 106H)."""
-    tree = tmp_path / "patched"
-    for d in ("emu", "devices"):
-        shutil.copytree(ROOT / d, tree / d, ignore=shutil.ignore_patterns("__pycache__"))
-    bcd = tree / "emu" / "core" / "isa" / "bcd.py"
-    source = bcd.read_text()
-    assert source.count("ax = (ax + 0x106) & 0xFFFF") == 1
-    bcd.write_text(source.replace("ax = (ax + 0x106) & 0xFFFF", "ax = (ax + 0x006) & 0xFFFF"))
-    return tree
-
-
-def run_emu(tree, *args):
-    # the planted copy runs without numba compiling it (the core also runs as plain Python)
-    env = dict(os.environ, PYTHONPATH=str(tree), NUMBA_DISABLE_JIT="1")
-    return subprocess.run([sys.executable, "-m", "emu.cli", *args], cwd=tree, capture_output=True,
-                          text=True, env=env, timeout=300, stdin=subprocess.DEVNULL)
+    return planted_copy(tmp_path, "emu/core/isa/bcd.py", "ax = (ax + 0x106) & 0xFFFF",
+                        "ax = (ax + 0x006) & 0xFFFF")
 
 
 def test_a_planted_bcd_bug_is_found_in_real_mode_minimised_and_replayed(tmp_path, capsys):
@@ -355,15 +339,9 @@ def test_a_system_case_file_round_trips_and_a_bad_one_is_refused(tmp_path, capsy
 def sgdt_patched_copy(tmp_path):
     """A copy of visor86 whose SGDT/SIDT store one byte of the limit, not
     two (SDM Vol. 2, SGDT: the 16-bit limit goes to the low 2 bytes)."""
-    tree = tmp_path / "patched"
-    for d in ("emu", "devices"):
-        shutil.copytree(ROOT / d, tree / d, ignore=shutil.ignore_patterns("__pycache__"))
-    system = tree / "emu" / "core" / "isa" / "system.py"
-    source = system.read_text()
-    old = "if write_mem(g, d[D_SEG], cpu[EA], 2, cpu[base_slot + 1]):"
-    assert source.count(old) == 1
-    system.write_text(source.replace(old, "if write_mem(g, d[D_SEG], cpu[EA], 1, cpu[base_slot + 1]):"))
-    return tree
+    return planted_copy(tmp_path, "emu/core/isa/system.py",
+                        "if write_mem(g, d[D_SEG], cpu[EA], 2, cpu[base_slot + 1]):",
+                        "if write_mem(g, d[D_SEG], cpu[EA], 1, cpu[base_slot + 1]):")
 
 
 def test_a_planted_sgdt_bug_is_found_by_the_system_class_and_replayed(tmp_path, capsys):

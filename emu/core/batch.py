@@ -76,14 +76,20 @@ def batch_table_fits(g):
 
 
 @jit
+def batch_refuse(cpu):
+    """End the batch: its table cannot be trusted (EXIT_ARG -1), nothing copied."""
+    cpu[BATCH_LEFT] = 0
+    cpu[EXIT_REASON] = EXIT_BATCH
+    cpu[EXIT_ARG] = -1
+
+
+@jit
 def batch_load(g):
     """Start the case at BATCH_RECORD: registers, EFLAGS, code and window."""
     cpu = g.cpu
     mem = g.mem
     if not batch_table_fits(g):
-        cpu[BATCH_LEFT] = 0
-        cpu[EXIT_REASON] = EXIT_BATCH
-        cpu[EXIT_ARG] = -1
+        batch_refuse(cpu)
         return
     rec = cpu[BATCH_RECORD]
     for r in range(8):
@@ -122,9 +128,7 @@ def batch_next(g):
         if reason == EXIT_NONE:
             reason = EXIT_BUDGET
     if not batch_table_fits(g):
-        cpu[BATCH_LEFT] = 0
-        cpu[EXIT_REASON] = EXIT_BATCH
-        cpu[EXIT_ARG] = -1
+        batch_refuse(cpu)
         return
     rec = cpu[BATCH_RECORD]
     for r in range(8):

@@ -120,6 +120,18 @@ class Visor86Side:
         return self.run_many([case])[0]
 
 
+def step_case(m, case):
+    """Run ``case`` in flat machine ``m`` one step the slow way, without
+    batch mode (Machine.step from Python): the Exit."""
+    m.memory.write(CODE_AT, case.code + b"\x90")
+    m.memory.write(DATA_BASE, case.mem.ljust(WINDOW, b"\0"))
+    for r in REGS:
+        setattr(m.cpu, r, case.regs.get(r, 0))
+    m.cpu.eflags = (case.eflags & 0x0CD5) | 2
+    m.cpu.eip = CODE_AT
+    return m.step()
+
+
 def resolve_policy(undefined_flags):
     """The policy name for Machine.undefined_flags ("host" becomes the host's vendor)."""
     from emu.core.layout import UNDEF_NAMES
