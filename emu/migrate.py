@@ -273,13 +273,26 @@ class Receiver:
             try:
                 m = _receive_guest(conn, machine_class)
             except MigrationError as e:
-                try:
-                    conn.sendall(b"X" + str(e).encode()[:4000])
-                except OSError:
-                    pass
+                _refuse(conn, e)
                 raise
             conn.sendall(b"K")
             return m, time.perf_counter() - t
+
+
+def _refuse(conn, error, linger=2.0):
+    """Tell the sender why its stream was refused, then close gracefully:
+    closing a socket with unread input makes the kernel send a reset, which
+    can overtake the answer (and fail the sender's own shutdown), so read
+    what the sender still sends, for a short while, before closing."""
+    try:
+        conn.sendall(b"X" + str(error).encode()[:4000])
+        conn.shutdown(socket.SHUT_WR)
+        conn.settimeout(linger)
+        deadline = time.monotonic() + linger
+        while time.monotonic() < deadline and conn.recv(1 << 16):
+            pass
+    except OSError:
+        pass
 
 
 def _warm_up():
