@@ -156,80 +156,49 @@ IMPL_WRMSR = 140
 def exec_alu(g, d):
     cpu = g.cpu
     m = d[D_MNEM]
-    if m == IMPL_ADC:
+    if m == IMPL_ADC or m == IMPL_ADD or m == IMPL_AND or m == IMPL_CMP or m == IMPL_OR or m == IMPL_SBB or m == IMPL_SUB or m == IMPL_TEST or m == IMPL_XOR:  # binary
         a = read_operand(g, d, 0)
         b = read_operand(g, d, 1)
         if cpu[FAULT] >= 0:
             return
-        write_operand(g, d, 0, alu.adc(cpu, a, b, d[D_S0]))
-    elif m == IMPL_ADD:
-        a = read_operand(g, d, 0)
-        b = read_operand(g, d, 1)
-        if cpu[FAULT] >= 0:
+        if m == IMPL_ADC:
+            r = alu.adc(cpu, a, b, d[D_S0])
+        elif m == IMPL_ADD:
+            r = alu.add(cpu, a, b, d[D_S0])
+        elif m == IMPL_AND:
+            r = alu.and_(cpu, a, b, d[D_S0])
+        elif m == IMPL_CMP:
+            alu.cmp(cpu, a, b, d[D_S0])
             return
-        write_operand(g, d, 0, alu.add(cpu, a, b, d[D_S0]))
-    elif m == IMPL_AND:
-        a = read_operand(g, d, 0)
-        b = read_operand(g, d, 1)
-        if cpu[FAULT] >= 0:
+        elif m == IMPL_OR:
+            r = alu.or_(cpu, a, b, d[D_S0])
+        elif m == IMPL_SBB:
+            r = alu.sbb(cpu, a, b, d[D_S0])
+        elif m == IMPL_SUB:
+            r = alu.sub(cpu, a, b, d[D_S0])
+        elif m == IMPL_TEST:
+            alu.test(cpu, a, b, d[D_S0])
             return
-        write_operand(g, d, 0, alu.and_(cpu, a, b, d[D_S0]))
-    elif m == IMPL_CMP:
-        a = read_operand(g, d, 0)
-        b = read_operand(g, d, 1)
-        if cpu[FAULT] >= 0:
+        elif m == IMPL_XOR:
+            r = alu.xor(cpu, a, b, d[D_S0])
+        else:
             return
-        alu.cmp(cpu, a, b, d[D_S0])
-    elif m == IMPL_DEC:
-        a = read_operand(g, d, 0)
-        if cpu[FAULT] >= 0:
-            return
-        write_operand(g, d, 0, alu.dec(cpu, a, d[D_S0]))
-    elif m == IMPL_INC:
-        a = read_operand(g, d, 0)
-        if cpu[FAULT] >= 0:
-            return
-        write_operand(g, d, 0, alu.inc(cpu, a, d[D_S0]))
-    elif m == IMPL_NEG:
+        write_operand(g, d, 0, r)
+    elif m == IMPL_DEC or m == IMPL_INC or m == IMPL_NEG or m == IMPL_NOT:  # unary
         a = read_operand(g, d, 0)
         if cpu[FAULT] >= 0:
             return
-        write_operand(g, d, 0, alu.neg(cpu, a, d[D_S0]))
-    elif m == IMPL_NOT:
-        a = read_operand(g, d, 0)
-        if cpu[FAULT] >= 0:
+        if m == IMPL_DEC:
+            r = alu.dec(cpu, a, d[D_S0])
+        elif m == IMPL_INC:
+            r = alu.inc(cpu, a, d[D_S0])
+        elif m == IMPL_NEG:
+            r = alu.neg(cpu, a, d[D_S0])
+        elif m == IMPL_NOT:
+            r = alu.not_(cpu, a, d[D_S0])
+        else:
             return
-        write_operand(g, d, 0, alu.not_(cpu, a, d[D_S0]))
-    elif m == IMPL_OR:
-        a = read_operand(g, d, 0)
-        b = read_operand(g, d, 1)
-        if cpu[FAULT] >= 0:
-            return
-        write_operand(g, d, 0, alu.or_(cpu, a, b, d[D_S0]))
-    elif m == IMPL_SBB:
-        a = read_operand(g, d, 0)
-        b = read_operand(g, d, 1)
-        if cpu[FAULT] >= 0:
-            return
-        write_operand(g, d, 0, alu.sbb(cpu, a, b, d[D_S0]))
-    elif m == IMPL_SUB:
-        a = read_operand(g, d, 0)
-        b = read_operand(g, d, 1)
-        if cpu[FAULT] >= 0:
-            return
-        write_operand(g, d, 0, alu.sub(cpu, a, b, d[D_S0]))
-    elif m == IMPL_TEST:
-        a = read_operand(g, d, 0)
-        b = read_operand(g, d, 1)
-        if cpu[FAULT] >= 0:
-            return
-        alu.test(cpu, a, b, d[D_S0])
-    elif m == IMPL_XOR:
-        a = read_operand(g, d, 0)
-        b = read_operand(g, d, 1)
-        if cpu[FAULT] >= 0:
-            return
-        write_operand(g, d, 0, alu.xor(cpu, a, b, d[D_S0]))
+        write_operand(g, d, 0, r)
     else:
         raise_fault(cpu, VEC_UD, NO_ERROR_CODE)
 
@@ -362,7 +331,18 @@ def exec_io(g, d):
 def exec_move(g, d):
     cpu = g.cpu
     m = d[D_MNEM]
-    if m == IMPL_CBW:
+    if m == IMPL_MOV or m == IMPL_MOVZX:  # load
+        src = read_operand(g, d, 1)
+        if cpu[FAULT] >= 0:
+            return
+        if m == IMPL_MOV:
+            r = move.mov(cpu, src, d[D_S0])
+        elif m == IMPL_MOVZX:
+            r = move.movzx(cpu, src, d[D_S0])
+        else:
+            return
+        write_operand(g, d, 0, r)
+    elif m == IMPL_CBW:
         move.cbw(g, d)
     elif m == IMPL_CMOVcc:
         move.cmovcc(g, d)
@@ -374,18 +354,8 @@ def exec_move(g, d):
         move.cwd(g, d)
     elif m == IMPL_LEA:
         move.lea(g, d)
-    elif m == IMPL_MOV:
-        src = read_operand(g, d, 1)
-        if cpu[FAULT] >= 0:
-            return
-        write_operand(g, d, 0, move.mov(cpu, src, d[D_S0]))
     elif m == IMPL_MOVSX:
         move.movsx(g, d)
-    elif m == IMPL_MOVZX:
-        src = read_operand(g, d, 1)
-        if cpu[FAULT] >= 0:
-            return
-        write_operand(g, d, 0, move.movzx(cpu, src, d[D_S0]))
     elif m == IMPL_NOP:
         move.nop(g, d)
     elif m == IMPL_SALC:
@@ -454,62 +424,41 @@ def exec_segment(g, d):
 def exec_shift(g, d):
     cpu = g.cpu
     m = d[D_MNEM]
-    if m == IMPL_RCL:
+    if m == IMPL_RCL or m == IMPL_RCR or m == IMPL_ROL or m == IMPL_ROR or m == IMPL_SAR or m == IMPL_SHL or m == IMPL_SHR:  # binary
         a = read_operand(g, d, 0)
         b = read_operand(g, d, 1)
         if cpu[FAULT] >= 0:
             return
-        write_operand(g, d, 0, shift.rcl(cpu, a, b, d[D_S0]))
-    elif m == IMPL_RCR:
-        a = read_operand(g, d, 0)
-        b = read_operand(g, d, 1)
-        if cpu[FAULT] >= 0:
+        if m == IMPL_RCL:
+            r = shift.rcl(cpu, a, b, d[D_S0])
+        elif m == IMPL_RCR:
+            r = shift.rcr(cpu, a, b, d[D_S0])
+        elif m == IMPL_ROL:
+            r = shift.rol(cpu, a, b, d[D_S0])
+        elif m == IMPL_ROR:
+            r = shift.ror(cpu, a, b, d[D_S0])
+        elif m == IMPL_SAR:
+            r = shift.sar(cpu, a, b, d[D_S0])
+        elif m == IMPL_SHL:
+            r = shift.shl(cpu, a, b, d[D_S0])
+        elif m == IMPL_SHR:
+            r = shift.shr(cpu, a, b, d[D_S0])
+        else:
             return
-        write_operand(g, d, 0, shift.rcr(cpu, a, b, d[D_S0]))
-    elif m == IMPL_ROL:
-        a = read_operand(g, d, 0)
-        b = read_operand(g, d, 1)
-        if cpu[FAULT] >= 0:
-            return
-        write_operand(g, d, 0, shift.rol(cpu, a, b, d[D_S0]))
-    elif m == IMPL_ROR:
-        a = read_operand(g, d, 0)
-        b = read_operand(g, d, 1)
-        if cpu[FAULT] >= 0:
-            return
-        write_operand(g, d, 0, shift.ror(cpu, a, b, d[D_S0]))
-    elif m == IMPL_SAR:
-        a = read_operand(g, d, 0)
-        b = read_operand(g, d, 1)
-        if cpu[FAULT] >= 0:
-            return
-        write_operand(g, d, 0, shift.sar(cpu, a, b, d[D_S0]))
-    elif m == IMPL_SHL:
-        a = read_operand(g, d, 0)
-        b = read_operand(g, d, 1)
-        if cpu[FAULT] >= 0:
-            return
-        write_operand(g, d, 0, shift.shl(cpu, a, b, d[D_S0]))
-    elif m == IMPL_SHLD:
+        write_operand(g, d, 0, r)
+    elif m == IMPL_SHLD or m == IMPL_SHRD:  # ternary
         a = read_operand(g, d, 0)
         b = read_operand(g, d, 1)
         c = read_operand(g, d, 2)
         if cpu[FAULT] >= 0:
             return
-        write_operand(g, d, 0, shift.shld(cpu, a, b, c, d[D_S0]))
-    elif m == IMPL_SHR:
-        a = read_operand(g, d, 0)
-        b = read_operand(g, d, 1)
-        if cpu[FAULT] >= 0:
+        if m == IMPL_SHLD:
+            r = shift.shld(cpu, a, b, c, d[D_S0])
+        elif m == IMPL_SHRD:
+            r = shift.shrd(cpu, a, b, c, d[D_S0])
+        else:
             return
-        write_operand(g, d, 0, shift.shr(cpu, a, b, d[D_S0]))
-    elif m == IMPL_SHRD:
-        a = read_operand(g, d, 0)
-        b = read_operand(g, d, 1)
-        c = read_operand(g, d, 2)
-        if cpu[FAULT] >= 0:
-            return
-        write_operand(g, d, 0, shift.shrd(cpu, a, b, c, d[D_S0]))
+        write_operand(g, d, 0, r)
     else:
         raise_fault(cpu, VEC_UD, NO_ERROR_CODE)
 

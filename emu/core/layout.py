@@ -1,7 +1,7 @@
 """Slot constants for the state arrays, decoded-record fields and exit codes.
 
-The whole guest lives in a few numpy arrays bundled in a ``Guest`` named
-tuple (numba passes it by value and caches functions that take it):
+The whole guest lives in a few numpy arrays bundled in a ``Guest``
+(emu/core/guest.py: jitted code receives it as one pointer):
 
 - ``cpu``  int64[CPU_SLOTS]: registers, hidden segment state, control
   registers, lazy-flag record, pending fault, exit reason, counters.
@@ -17,9 +17,7 @@ tuple (numba passes it by value and caches functions that take it):
 - ``disk`` uint8[bytes]: the hard disk's contents (a copy-on-write map of
   the image file), served by the ATA controller (devices/chips/ata.py).
 """
-from collections import namedtuple
-
-Guest = namedtuple("Guest", "cpu mem pm ic dev ports tlb disk")
+from emu.core.guest import Guest  # noqa: F401 - the bundle's home is guest.py
 
 # --- general registers, in ModRM encoding order (SDM Vol. 2, 2.1.5) -------
 EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI = range(8)

@@ -120,28 +120,68 @@ def implementation_style(module, impl):
     return STYLES[params]
 
 
-def _call_lines(module, impl, style, writeback):
+# operand reads of each calling style: (variable, operand index)
+STYLE_READS = {
+    "binary": (("a", 0), ("b", 1)),
+    "ternary": (("a", 0), ("b", 1), ("c", 2)),
+    "unary": (("a", 0),),
+    "load": (("src", 1),),
+}
+
+
+def _style_call(module, impl, style):
     fn = f"{module}.{impl_function_name(impl)}"
-    if style == "custom":
-        return [f"{fn}(g, d)"]
-    if style == "binary":
-        lines = ["a = read_operand(g, d, 0)", "b = read_operand(g, d, 1)",
-                 "if cpu[FAULT] >= 0:", "    return"]
-        call = f"{fn}(cpu, a, b, d[D_S0])"
-    elif style == "ternary":
-        lines = ["a = read_operand(g, d, 0)", "b = read_operand(g, d, 1)",
-                 "c = read_operand(g, d, 2)", "if cpu[FAULT] >= 0:", "    return"]
-        call = f"{fn}(cpu, a, b, c, d[D_S0])"
-    elif style == "unary":
-        lines = ["a = read_operand(g, d, 0)", "if cpu[FAULT] >= 0:", "    return"]
-        call = f"{fn}(cpu, a, d[D_S0])"
-    else:  # load
-        lines = ["src = read_operand(g, d, 1)", "if cpu[FAULT] >= 0:", "    return"]
-        call = f"{fn}(cpu, src, d[D_S0])"
-    if writeback:
-        lines.append(f"write_operand(g, d, 0, {call})")
+    args = ", ".join(v for v, _ in STYLE_READS[style])
+    return f"{fn}(cpu, {args}, d[D_S0])"
+
+
+def _module_lines(module, impls):
+    """The body of exec_<module>.  Mnemonics of one calling style share one
+    read of their operands and one write-back: every call site of a jitted
+    function costs its caller stores on entry (numba zero-fills the return
+    and exception slots of each call in the entry block), so a function
+    with 33 operand calls paid ~70 stores for every instruction it ran."""
+    by_style = {}
+    singles = []
+    for mod, impl, style, wb in impls:
+        if mod != module:
+            continue
+        if style in STYLE_READS:
+            by_style.setdefault(style, []).append((impl, wb))
+        else:
+            singles.append((impl, style))
+    lines = []
+
+    def branch(cond):
+        lines.append(f"    {'elif' if lines else 'if'} {cond}:")
+
+    for style, members in by_style.items():
+        branch(" or ".join(f"m == IMPL_{impl}" for impl, _ in members))
+        lines[-1] += f"  # {style}"
+        lines += [f"        {v} = read_operand(g, d, {i})" for v, i in STYLE_READS[style]]
+        lines += ["        if cpu[FAULT] >= 0:", "            return"]
+        writes = any(wb for _, wb in members)
+        for k, (impl, wb) in enumerate(members):
+            lines.append(f"        {'if' if k == 0 else 'elif'} m == IMPL_{impl}:")
+            call = _style_call(module, impl, style)
+            if wb:
+                lines.append(f"            r = {call}")
+            else:
+                lines.append(f"            {call}")
+                if writes:
+                    lines.append("            return")
+        if writes:
+            lines += ["        else:", "            return", "        write_operand(g, d, 0, r)"]
+    for impl, style in singles:
+        branch(f"m == IMPL_{impl}")
+        if style is None:
+            lines.append(f"        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # {impl}: not implemented yet")
+        else:
+            lines.append(f"        {module}.{impl_function_name(impl)}(g, d)")
+    if lines:
+        lines += ["    else:", "        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)"]
     else:
-        lines.append(call)
+        lines += ["    raise_fault(cpu, VEC_UD, NO_ERROR_CODE)"]
     return lines
 
 
@@ -170,17 +210,7 @@ def dispatch_source():
     lines.append("")
     for module in table.MODULES:
         lines += ["", "@jit", f"def exec_{module}(g, d):", "    cpu = g.cpu", "    m = d[D_MNEM]"]
-        first = True
-        for mod, impl, style, wb in impls:
-            if mod != module:
-                continue
-            lines.append(f"    {'if' if first else 'elif'} m == IMPL_{impl}:")
-            first = False
-            if style is None:
-                lines.append(f"        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)  # {impl}: not implemented yet")
-            else:
-                lines += ["        " + ln for ln in _call_lines(module, impl, style, wb)]
-        lines += ["    else:", "        raise_fault(cpu, VEC_UD, NO_ERROR_CODE)", ""]
+        lines += _module_lines(module, impls) + [""]
     lines += ["", "@jit", "def execute(g, d):", "    grp = d[D_GROUP]"]
     for i, module in enumerate(table.MODULES):
         lines.append(f"    {'if' if i == 0 else 'elif'} grp == {table.MODULE_IDS[module]}:")
