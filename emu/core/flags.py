@@ -116,8 +116,20 @@ def get_flag(cpu, flag):
 @jit
 def condition(cpu, cc):
     """Evaluate condition code cc (0-15), SDM Vol. 1, appendix B."""
-    f = get_eflags(cpu)
     c = cc >> 1
+    if cpu[LF_OP] != LF_NONE and (c == 1 or c == 2 or c == 3):
+        # B/AE, E/NE, BE/A (the Jcc after CMP, SUB, DEC, TEST): CF and ZF
+        # straight from the lazy record, without materialising EFLAGS
+        zf = (cpu[LF_R] & size_mask(cpu[LF_SIZE])) == 0
+        if c == 2:
+            t = zf
+        else:
+            cf = get_cf(cpu) != 0
+            t = cf if c == 1 else (cf or zf)
+        if cc & 1:
+            return not t
+        return t
+    f = get_eflags(cpu)
     if c == 0:
         t = (f & FLAG_OF) != 0
     elif c == 1:
