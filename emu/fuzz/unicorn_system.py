@@ -222,14 +222,8 @@ def make_system_case(rng, row, bits):
                             else value(rng) & ~7 if reg_field == 3 else value(rng))
         elif m == "MOV" and row.opcode == 0x8E:
             reg_field = rng.choice((0, 2, 3, 4, 5, 0, 2, 3, 4, 5, 1, 6, 7))   # CS, 6 and 7 are #UD
-            sel = selector(rng, bits)
-            if rng.random() < 0.5:
-                rm = rng.choice([r for r in range(8) if r != 4])
-                code.append(0xC0 | (reg_field << 3) | rm)
-                regs[rm] = (regs[rm] & 0xFFFF0000) | sel
-            else:
-                code += memory_operand(reg_field)
-                _plant_word(code, regs, bits, mem, stack, sel)
+            _selector_operand(rng, code, regs, bits, mem, stack, memory_operand, reg_field,
+                              selector(rng, bits), 0.5)
         elif m == "MOV" and row.opcode == 0x8C:
             reg_field = rng.choice((0, 1, 2, 3, 4, 5, 6, 7))
             if rng.random() < 0.5:
@@ -254,13 +248,7 @@ def make_system_case(rng, row, bits):
                 sel = value(rng, 16) & (~1 if bits == 16 and rng.random() < 0.9 else 0xFFFF)
             if m == "ARPL":
                 sel = rng.choice((sel, value(rng, 16)))
-            if rng.random() < 0.6:
-                rm = rng.choice([r for r in range(8) if r != 4])
-                code.append(0xC0 | (reg_field << 3) | rm)
-                regs[rm] = (regs[rm] & 0xFFFF0000) | sel
-            else:
-                code += memory_operand(reg_field)
-                _plant_word(code, regs, bits, mem, stack, sel)
+            _selector_operand(rng, code, regs, bits, mem, stack, memory_operand, reg_field, sel, 0.6)
             if m == "ARPL" and reg_field != 4:
                 regs[reg_field] = (regs[reg_field] & 0xFFFF0000) | rng.randrange(0, 0x10000)
         else:                                             # SLDT STR SMSW
@@ -282,6 +270,19 @@ def make_system_case(rng, row, bits):
         eflags |= L.FLAG_OF
     return UCase(bytes(code), dict(zip(REGS, (v & 0xFFFFFFFF for v in regs))), eflags, bytes(mem), bytes(stack),
                  mode16=bits == 16, system=True)
+
+
+def _selector_operand(rng, code, regs, bits, mem, stack, memory_operand, reg_field, sel, p_register):
+    """A 16-bit selector operand: a register other than ESP holding ``sel``
+    (with probability ``p_register``), else a memory operand with ``sel``
+    planted where it points."""
+    if rng.random() < p_register:
+        rm = rng.choice([r for r in range(8) if r != 4])
+        code.append(0xC0 | (reg_field << 3) | rm)
+        regs[rm] = (regs[rm] & 0xFFFF0000) | sel
+    else:
+        code += memory_operand(reg_field)
+        _plant_word(code, regs, bits, mem, stack, sel)
 
 
 def _plant_word(code, regs, bits, mem, stack, word):
