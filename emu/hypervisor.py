@@ -174,6 +174,8 @@ class Hypervisor:
             self.guests[name] = g
             g._mark_runnable(time.monotonic())
             self._lock.notify_all()
+        if self._started:
+            self.start()              # the workers end when nothing is left to run
         return g
 
     def create(self, name, *, kernel=None, image=None, snapshot=None, memory=64 << 20, cmdline="",
@@ -261,10 +263,7 @@ class Hypervisor:
             machine = g.machine.clone()
         for key in ("weight", "cap", "share"):
             schedule.setdefault(key, getattr(g, key))
-        copy = self.add(new_name, machine, **schedule)
-        if self._started:
-            self.start()
-        return copy
+        return self.add(new_name, machine, **schedule)
 
     def save(self, name, path):
         """Save guest ``name`` to a snapshot file between two of its slices

@@ -245,3 +245,18 @@ def test_clone_and_save_a_running_guest(tmp_path):
         assert g.exit.kind == "debug_exit" and g.exit.status == original.exit.status
         assert expected.endswith(bytes(g.serial)), name       # the rest of the output, nothing repeated
     assert twin.machine.instructions_retired == original.machine.instructions_retired
+
+
+def test_a_guest_added_after_the_workers_ended_still_runs():
+    """The workers end when nothing is left to run; a guest created later
+    (here from a snapshot) starts them again, as resume and clone do."""
+    hv = Hypervisor(threads=2, slice_instructions=20_000)
+    hv.create("first", kernel=str(KERNELS / "timer.elf"))
+    assert hv.run(timeout=300)
+    for w in hv._workers:
+        w.join(timeout=10)
+    assert not any(w.is_alive() for w in hv._workers)
+    hv.create("late", kernel=str(KERNELS / "timer.elf"))
+    assert hv.wait(timeout=300)
+    assert hv.guests["late"].state == "exited"
+    assert bytes(hv.guests["late"].serial) == bytes(hv.guests["first"].serial)
