@@ -85,7 +85,7 @@ class Uart:
     def drain(self):
         """Move what the guest transmitted out of the ring (called by Machine)."""
         dev = self._board.dev
-        head, tail = int(dev[self._base + D.U_TX_HEAD]), int(dev[self._base + D.U_TX_TAIL])
+        head, tail = dev.item(self._base + D.U_TX_HEAD), dev.item(self._base + D.U_TX_TAIL)
         if head == tail:
             return
         idx = (np.arange(tail, head) % D.UART_TX_RING) + self._tx

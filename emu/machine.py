@@ -44,7 +44,7 @@ def host_cpu_vendor(cpuinfo="/proc/cpuinfo"):
     raise ValueError(f"cannot tell the host CPU's vendor (no vendor_id in {cpuinfo})")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Exit:
     """Why a run stopped.
 
@@ -68,6 +68,14 @@ class Exit:
     access: str | None = None
     size: int | None = None
 
+    def __init__(self, kind, instructions=0, vector=None, error_code=None, port=None,
+                 address=None, status=None, access=None, size=None):
+        # a frozen dataclass's own __init__ pays object.__setattr__ for each field (1.3 us,
+        # a fifth of a step()); the fields go straight into the instance dictionary
+        self.__dict__.update(kind=kind, instructions=instructions, vector=vector,
+                             error_code=error_code, port=port, address=address,
+                             status=status, access=access, size=size)
+
     def __repr__(self):
         extra = ""
         if self.vector is not None:
@@ -83,6 +91,27 @@ class Exit:
         if self.access is not None:
             extra += f", access={self.access!r}, size={self.size}"
         return f"Exit({self.kind!r}, instructions={self.instructions}{extra})"
+
+
+# the run loop's constants, read once per exit instead of as module attributes
+_ICOUNT, _EXIT_IO, _EXIT_BUDGET, _EXIT_NAMES = L.ICOUNT, L.EXIT_IO, L.EXIT_BUDGET, L.EXIT_NAMES
+_run_entry_point = None
+
+
+def _run_entry():
+    """The compiled entry of ``emu.core.run.run``.  Calling it skips numba's
+    dispatch on the argument types, which costs more than a single step
+    (1.6 us of 2 us); all Guests have one numba type, so one entry serves
+    every Machine.  The first call loads (or compiles) the core."""
+    global _run_entry_point
+    if _run_entry_point is None:
+        from numba import types
+        from emu.core.guest import guest_type
+        from emu.core.run import run as core_run
+        signature = (guest_type, types.int64, types.boolean)
+        core_run.compile(signature)
+        _run_entry_point = core_run.overloads[signature].entry_point
+    return _run_entry_point
 
 
 @dataclass(frozen=True)
@@ -462,36 +491,45 @@ class Machine:
     def run(self, max_instructions=None):
         """Run until an exit: ``max_instructions`` reached ("budget"), HLT,
         a stopped exception, shutdown, an unserved port, or a breakpoint."""
-        from emu.core.run import run as core_run
-        if max_instructions is not None:
-            if isinstance(max_instructions, bool) or not isinstance(max_instructions, int) \
-                    or max_instructions < 0:
+        if max_instructions is not None and type(max_instructions) is not int:
+            if isinstance(max_instructions, bool) or not isinstance(max_instructions, int):
                 raise ValueError(f"max_instructions must be a non-negative int, not {max_instructions!r}")
-        c = self._state.cpu
-        start = int(c[L.ICOUNT])
+            max_instructions = int(max_instructions)
+        if max_instructions is not None and max_instructions < 0:
+            raise ValueError(f"max_instructions must be a non-negative int, not {max_instructions!r}")
+        core_run = _run_entry()
+        state = self._state
+        c = state.cpu
+        start = c.item(_ICOUNT)
         remaining = max_instructions
         first = True
-        host = self.board.host_clock
+        board = self.board
+        host = board.host_clock
+        counts = self.exit_counts
         while True:
             chunk = (1 << 62) if remaining is None else remaining
             if chunk == 0:
-                return Exit("budget", int(c[L.ICOUNT]) - start)
+                return Exit("budget", c.item(_ICOUNT) - start)
             if host:
                 chunk = min(chunk, HOST_CLOCK_SLICE)
-                self.board.follow_host_clock()
-            before = int(c[L.ICOUNT])
-            reason = int(core_run(self._state, chunk, first))
+                board.follow_host_clock()
+            before = c.item(_ICOUNT)
+            reason = core_run(state, chunk, first)
             first = False
-            self.board.drain()
-            retired = int(c[L.ICOUNT]) - before
+            board.drain()
+            retired = c.item(_ICOUNT) - before
             if remaining is not None:
                 # count attempts like the loop does: retired instructions bound it below.  An
                 # instruction that left for a port access has not retired: it runs again once
                 # the port is served and still belongs to this budget (one step = one IN/OUT)
-                remaining = max(0, remaining - (retired if reason == L.EXIT_IO else max(1, retired)))
-            name = L.EXIT_NAMES[reason]
-            self.exit_counts[name] = self.exit_counts.get(name, 0) + 1
-            if reason == L.EXIT_IO and self._serve_io():
+                remaining = max(0, remaining - (retired if reason == _EXIT_IO else max(1, retired)))
+            name = _EXIT_NAMES[reason]
+            counts[name] = counts.get(name, 0) + 1
+            if reason == _EXIT_BUDGET:
+                if remaining:
+                    continue
+                return Exit(name, c.item(_ICOUNT) - start)
+            if reason == _EXIT_IO and self._serve_io():
                 first = True      # the resumed instruction is not stopped again by its breakpoint
                 continue
             if reason == L.EXIT_SERIAL:
@@ -500,15 +538,15 @@ class Machine:
                 self._serve_mmio()
                 continue
             if host and reason == L.EXIT_HALT and c[L.EFLAGS] & L.FLAG_IF:
-                wait = self.board.host_wait_ns()
+                wait = board.host_wait_ns()
                 if wait is not None:
                     # halted on the host clock: sleep until the next device event
                     time.sleep(min(wait, 50_000_000) / 1e9)
                     if self.idle_hook is not None:
                         self.idle_hook()
                     continue
-            done = int(c[L.ICOUNT]) - start
-            kind = L.EXIT_NAMES[reason]
+            done = c.item(_ICOUNT) - start
+            kind = name
             if reason == L.EXIT_EXCEPTION:
                 err = int(c[L.EXIT_ERROR])
                 return Exit(kind, done, vector=int(c[L.EXIT_VECTOR]), error_code=None if err < 0 else err)
@@ -525,8 +563,6 @@ class Machine:
                                 access="out" if hit & L.WATCH_WRITE else "in")
                 return Exit(kind, done, address=where, size=size,
                             access="write" if hit & L.WATCH_WRITE else "read")
-            if reason == L.EXIT_BUDGET and remaining not in (None, 0):
-                continue
             return Exit(kind, done)
 
     def _serve_mmio(self):
