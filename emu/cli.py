@@ -870,7 +870,34 @@ def build_parser():
     return p
 
 
+class _RefuseScipy:
+    """An import finder that refuses scipy.linalg (see _skip_numba_blas_probe)."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "scipy.linalg" or name.startswith("scipy.linalg."):
+            raise ImportError(f"{name}: not loaded by the emu command")
+        return None
+
+
+def _skip_numba_blas_probe():
+    """Start faster where scipy is installed.  Loading the cached core makes
+    numba import ``numba.np.arraymath``, which imports scipy.linalg (a
+    quarter of a second, a fifth of a warm ``emu run``) only to learn
+    whether np.convolve/np.correlate may call BLAS.  The core uses neither,
+    and the emu command runs no other numba code, so it imports that module
+    once with scipy.linalg refused; it imports normally afterwards."""
+    if "scipy.linalg" in sys.modules or "numba.np.arraymath" in sys.modules:
+        return
+    sys.meta_path.insert(0, _RefuseScipy)
+    try:
+        import numba.np.arraymath  # noqa: F401
+    finally:
+        sys.meta_path.remove(_RefuseScipy)
+
+
 def main(argv=None):
+    _skip_numba_blas_probe()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
