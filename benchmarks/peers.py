@@ -36,36 +36,6 @@ class Run:
 
 # --- visor86 -----------------------------------------------------------------------------
 
-class ExitCounter:
-    """Counts the returns of the jitted loop to Python by reason while
-    installed (Machine.run looks the loop up in emu.core.run at every call,
-    so wrapping the module attribute sees every exit; nothing in the core
-    changes).  Costs a Python call per exit, about a tenth of an exit."""
-
-    def __init__(self):
-        import emu.core.run as core
-        self.core = core
-        self.counts = {}
-
-    def __enter__(self):
-        from emu.core import layout as L
-        inner = self.original = self.core.run
-        counts = self.counts
-        names = L.EXIT_NAMES
-
-        def counting_run(g, budget, skip):
-            reason = inner(g, budget, skip)
-            name = names[int(reason)]
-            counts[name] = counts.get(name, 0) + 1
-            return reason
-
-        self.core.run = counting_run
-        return self
-
-    def __exit__(self, *exc):
-        self.core.run = self.original
-
-
 def visor86_machine(elf, n):
     from emu import Machine
     return Machine.from_multiboot(str(elf), memory_size=MEMORY, cmdline=f"n={n}")
@@ -75,16 +45,17 @@ def run_visor86(workload, n, max_instructions=20_000_000_000):
     from emu.core import layout as L
     m = visor86_machine(workload.elf, n)
     c = m._state.cpu           # read-only: the decode-cache counters the core keeps
-    with ExitCounter() as exits:
-        t = time.perf_counter()
-        e = m.run(max_instructions=max_instructions)
-        dt = time.perf_counter() - t
+    t = time.perf_counter()
+    e = m.run(max_instructions=max_instructions)
+    dt = time.perf_counter() - t
     out = m.com1.read()
     if e.kind != "debug_exit" or e.status != 1:
         raise RuntimeError(f"{workload.name} n={n} on visor86 ended with {e}; COM1: {out[-300:]!r}")
     hits, misses = int(c[L.ICACHE_HITS]), int(c[L.ICACHE_MISSES])
     return Run(n, dt, parse_result(out, workload.name, n), out, e.instructions,
-               {"icache_hits": hits, "icache_misses": misses, "exits": dict(exits.counts)})
+               {"icache_hits": hits, "icache_misses": misses,
+                # the returns of the jitted loop to Python, by reason (Machine keeps them)
+                "exits": dict(m.exit_counts)})
 
 
 def instruction_mix(workload, n, every=997, limit=None):
