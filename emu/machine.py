@@ -108,6 +108,9 @@ def _run_entry():
         from numba import types
         from emu.core.guest import guest_type
         from emu.core.run import run as core_run
+        if not hasattr(core_run, "overloads"):
+            _run_entry_point = core_run       # NUMBA_DISABLE_JIT: the plain Python function
+            return core_run
         signature = (guest_type, types.int64, types.boolean)
         core_run.compile(signature)
         _run_entry_point = core_run.overloads[signature].entry_point
