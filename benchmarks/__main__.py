@@ -340,15 +340,17 @@ def workload_table(rows, peer_names):
 
 
 def profile_table(rows):
-    lines = ["| workload | decode-cache hit rate | decode-cache misses | exits to Python | "
-             "instructions per exit |", "|---|---|---|---|---|"]
+    lines = ["| workload | decode-cache hit rate | decode-cache misses | fast tier | exits to Python | "
+             "instructions per exit |", "|---|---|---|---|---|---|"]
     for row in rows:
         v = row["visor86"]
         h, m = v.stats["icache_hits"], v.stats["icache_misses"]
         exits = v.stats["exits"]
         total = sum(exits.values())
         ex = ", ".join(f"{k} {c:,}" for k, c in sorted(exits.items(), key=lambda kv: -kv[1]))
-        lines.append(f"| `{row['w'].name}` | {100 * h / (h + m):.3f}% | {m:,} | {total:,} ({ex}) | "
+        fast = v.stats.get("fast_retired", 0) / v.instructions if v.instructions else 0
+        lines.append(f"| `{row['w'].name}` | {100 * h / (h + m):.3f}% | {m:,} | {100 * fast:.1f}% | "
+                     f"{total:,} ({ex}) | "
                      f"{v.instructions / total:,.0f} |")
     return "\n".join(lines)
 
@@ -475,8 +477,9 @@ def main(argv=None):
         out.append("The issue's floor is 1/30 of QEMU TCG. "
                    + ("Below it: " + ", ".join(below) + "." if below else "No workload is below it.") + "\n")
     out += ["## Where visor86's time goes\n",
-            "Read from the core's counters after each visor86 run at n (ICACHE_HITS/ICACHE_MISSES in the "
-            "CPU slots) and from the returns of the jitted loop to Python, by reason.\n",
+            "Read from the core's counters after each visor86 run at n (ICACHE_HITS/ICACHE_MISSES and "
+            "FAST_RETIRED in the CPU slots; the fast tier is emu/core/fastpath.py) and from the returns "
+            "of the jitted loop to Python, by reason.\n",
             profile_table(rows), ""]
     if mix:
         mw, counts = mix

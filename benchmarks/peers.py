@@ -52,8 +52,9 @@ def run_visor86(workload, n, max_instructions=20_000_000_000):
     if e.kind != "debug_exit" or e.status != 1:
         raise RuntimeError(f"{workload.name} n={n} on visor86 ended with {e}; COM1: {out[-300:]!r}")
     hits, misses = int(c[L.ICACHE_HITS]), int(c[L.ICACHE_MISSES])
+    fast = int(c[L.FAST_RETIRED])
     return Run(n, dt, parse_result(out, workload.name, n), out, e.instructions,
-               {"icache_hits": hits, "icache_misses": misses,
+               {"icache_hits": hits, "icache_misses": misses, "fast_retired": fast,
                 # the returns of the jitted loop to Python, by reason (Machine keeps them)
                 "exits": dict(m.exit_counts)})
 

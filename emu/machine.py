@@ -467,6 +467,22 @@ class Machine:
             c[L.OPTIONS] = int(c[L.OPTIONS]) | L.OPT_STOP_ON_EXCEPTION
 
     @property
+    def fast_path(self):
+        """True (the default): runs of common instructions (MOV, ALU, Jcc,
+        CALL/RET, PUSH/POP ...) skip the generic operand machinery
+        (emu/core/fastpath.py).  False: every instruction takes the generic
+        path; the state after any run is the same either way, only slower."""
+        return not int(self._state.cpu[L.OPTIONS]) & L.OPT_NO_FAST_PATH
+
+    @fast_path.setter
+    def fast_path(self, value):
+        c = self._state.cpu
+        if value:
+            c[L.OPTIONS] = int(c[L.OPTIONS]) & ~L.OPT_NO_FAST_PATH
+        else:
+            c[L.OPTIONS] = int(c[L.OPTIONS]) | L.OPT_NO_FAST_PATH
+
+    @property
     def a20(self):
         """The A20 gate: when closed (False), physical address bit 20 is
         forced to 0, as on a PC (the 8042 and port 92h drive it later)."""

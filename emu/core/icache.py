@@ -9,6 +9,7 @@ because their second page may map anywhere.
 """
 from emu.core.jit import jit
 from emu.core.decode import decode
+from emu.core.fastpath import classify
 from emu.core.memory import translate, ACCESS_EXEC, PM_CODE, PAGE_SHIFT
 from emu.core.exceptions import raise_fault
 from emu.core.layout import (D_TAG, D_GEN, D_MODE, D_LEN, IC_ENTRIES, CS, SEG_SLOTS, SEG_STRIDE,
@@ -62,6 +63,7 @@ def lookup(g, eip):
     d[D_TAG] = 0
     if not decode(g, eip, (mode & MODE_CS32) != 0, d):
         return -1
+    classify(d)
     if cacheable:
         pm[page] |= PM_CODE
         d[D_TAG] = pa + 1

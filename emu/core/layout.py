@@ -125,6 +125,7 @@ BATCH_WINDOW_LEN = 214
 BATCH_STEPS = 215       # attempts of the current case (a REP instruction yields every 1024 elements)
 REP_YIELD = 216         # set by a REP string instruction that stopped to let the loop check events
 UNDEFINED_FLAGS = 217   # UNDEF_*: how flags the SDM leaves undefined are set (flags.undefined)
+FAST_RETIRED = 218      # instructions retired by the fast tier (core/fastpath.py): a counter
 CPU_SLOTS = 224
 
 # policies for the flags the SDM leaves undefined (flags.pick_undefined):
@@ -149,6 +150,7 @@ BATCH_MAX_STEPS = 64    # REP continuations of one case before it is ended with 
 
 OPT_STOP_ON_EXCEPTION = 1   # report guest exceptions as an exit instead of delivering them
 OPT_BREAK_ON_INT3 = 2       # INT3 ends the run with a breakpoint exit
+OPT_NO_FAST_PATH = 4        # every instruction takes the generic path (core/fastpath.py)
 
 # --- EFLAGS bits (SDM Vol. 1, 3.4.3) ---------------------------------------
 FLAG_CF = 1 << 0
@@ -246,6 +248,7 @@ D_S0, D_S1, D_S2 = 25, 26, 27       # operand sizes in bytes
 D_OPCODE = 28       # opcode byte, +0x100 for the 0F map
 D_NOPS = 29
 D_HASMEM = 30       # the instruction has a ModRM memory operand or moffs
+D_FAST = 31         # fast-tier operation and operands (core/fastpath.py), 0: generic path
 D_FIELDS = 32
 
 TLB_BITS = 11

@@ -5,6 +5,7 @@ from emu.core.jit import jit
 from emu.core.icache import lookup
 from emu.core.batch import batch_load, batch_next
 from emu.core.dispatch import execute
+from emu.core.fastpath import fast_run
 from emu.core.faults import handle_fault, deliver_event, EVENT_EXTERNAL
 from devices.chips.bus import catch_up, skip_to_next_event, interrupt_acknowledge
 from devices.chips.layout import DEADLINE_ICOUNT, RTC_BASE, RTC_NMI_DISABLED
@@ -16,7 +17,8 @@ from emu.core.layout import (EIP, EFLAGS, LF_OP, LF_A, LF_B, LF_R, LF_SIZE, FAUL
                              SEG_ATTR, ATTR_DB, INHIBIT_IRQ, INTR_LINE, NMI_PENDING,
                              NMI_BLOCKED, FLAG_IF, VEC_NMI, NO_ERROR_CODE, VEC_MMIO_EXIT,
                              FAULT_ERR, EXIT_MMIO, MMIO_SERVED, MMIO_READ_READY, MMIO_WRITE_DONE,
-                             EXIT_WATCH, BATCH_LEFT, BATCH_STEPS)
+                             EXIT_WATCH, BATCH_LEFT, BATCH_STEPS, D_FAST, OPTIONS,
+                             OPT_NO_FAST_PATH, WATCH_COUNT)
 
 
 @jit
@@ -97,6 +99,24 @@ def execute_at(g, idx, eip):
 
 
 @jit
+def fast_limit(g, left):
+    """How many instructions the fast tier may run back to back (``left``
+    of the budget): up to the next device deadline, and one at a time when
+    the loop has something to do between instructions (an interrupt
+    request, breakpoints, a batch).  0: not at all (switched off,
+    watchpoints, an MMIO access being served)."""
+    cpu = g.cpu
+    if (cpu[OPTIONS] & OPT_NO_FAST_PATH) or cpu[WATCH_COUNT] > 0 or cpu[MMIO_SERVED]:
+        return 0
+    if cpu[NMI_PENDING] or cpu[INTR_LINE] or cpu[BP_COUNT] > 0 or cpu[BATCH_LEFT] > 0:
+        return 1
+    until_deadline = g.dev[DEADLINE_ICOUNT] - cpu[ICOUNT]
+    if until_deadline < left:
+        left = until_deadline
+    return left if left > 1 else 1
+
+
+@jit
 def run(g, budget, skip_breakpoint_at_start):
     """Run at most ``budget`` instructions; returns an EXIT_* code."""
     cpu = g.cpu
@@ -134,7 +154,15 @@ def run(g, budget, skip_breakpoint_at_start):
         if idx < 0:
             handle_fault(g)
         else:
-            execute_at(g, idx, eip)
+            done = 0
+            if g.ic[idx, D_FAST] != 0:
+                limit = fast_limit(g, budget - n + 1)
+                if limit > 0:
+                    done = fast_run(g, idx, eip, limit)
+            if done == 0:
+                execute_at(g, idx, eip)
+            else:
+                n += done - 1         # the fast tier ran ``done`` instructions
         if cpu[BATCH_LEFT] > 0:
             batch_next(g)
         if cpu[EXIT_REASON] != EXIT_NONE:

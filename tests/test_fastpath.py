@@ -1,0 +1,273 @@
+"""The fast tier (emu/core/fastpath.py) against the generic path.
+
+The fast tier must leave exactly the state the generic path leaves: the
+same registers, lazy flags record, EIP/NEXT_EIP/INSN_EIP/EA, counters,
+memory, page-table bits, TLB and decode cache, after any number of
+instructions.  Random programs mixing the instructions it takes with ones
+it does not (so the lazy flags record crosses between the two paths), with
+memory operands that may leave RAM, cross pages, hit code pages or fault,
+run twice: with ``Machine.fast_path`` on and off; every array must match.
+The benchmark workloads are compared the same way at checkpoints."""
+import random
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st, HealthCheck
+
+from emu import Machine
+from emu.core import layout as L
+
+CODE = 0x1000
+DATA = 0x3000
+MEMORY = 1 << 20
+EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI = range(8)
+
+
+def modrm(mod, reg, rm):
+    return bytes([(mod << 6) | (reg << 3) | rm])
+
+
+def rm_operand(rnd, reg_field):
+    """A ModRM r/m operand: a register, or memory through EBX/ESI (which
+    point at the data page, unless the program changed them), an absolute
+    address, or base + index * scale."""
+    form = rnd.randrange(7)
+    if form <= 1:
+        return modrm(3, reg_field, rnd.choice([EAX, ECX, EDX, EBX, EBP, ESI, EDI]))
+    if form == 2:
+        return modrm(1, reg_field, rnd.choice([EBX, ESI])) + bytes([rnd.randrange(256)])
+    if form == 3:
+        return modrm(2, reg_field, EBX) + rnd.choice(
+            [0x10, 0xFFC, 0xFFE, 0x1000, 0x2FFF0, -0x3000 & 0xFFFFFFFF, 0xFFFFFFF0]).to_bytes(4, "little")
+    if form == 4:
+        return modrm(0, reg_field, 5) + rnd.choice(
+            [DATA + 8, DATA + 0xFFD, CODE + 0x20, MEMORY - 2, MEMORY + 0x40, 0xF0010]).to_bytes(4, "little")
+    if form == 5:    # SIB: [EBX + ESI * 2^s + disp8]
+        return modrm(1, reg_field, 4) + bytes([(rnd.randrange(4) << 6) | (ESI << 3) | EBX,
+                                               rnd.randrange(256)])
+    return modrm(0, reg_field, 4) + bytes([(rnd.randrange(4) << 6) | (EDI << 3) | EBX])
+
+
+def dest_reg(rnd):
+    return rnd.choice([EAX, ECX, EDX, EBX, EBP, ESI, EDI])
+
+
+def fast_instruction(rnd):
+    """One of the forms the fast tier takes (it may still hand a given
+    execution to the generic path)."""
+    kind = rnd.randrange(16)
+    if kind == 0:      # ALU/MOV/TEST r/m, r
+        op = rnd.choice([0x00, 0x01, 0x08, 0x09, 0x20, 0x21, 0x28, 0x29, 0x30, 0x31, 0x38, 0x39,
+                         0x84, 0x85, 0x88, 0x89])
+        return bytes([op]) + rm_operand(rnd, rnd.randrange(8))
+    if kind == 1:      # ALU/MOV r, r/m
+        op = rnd.choice([0x02, 0x03, 0x0A, 0x0B, 0x22, 0x23, 0x2A, 0x2B, 0x32, 0x33, 0x3A, 0x3B,
+                         0x8A, 0x8B])
+        return bytes([op]) + rm_operand(rnd, dest_reg(rnd))
+    if kind == 2:      # group 1 with an immediate (ADC/SBB among them: generic path)
+        op = rnd.choice([0x80, 0x81, 0x83])
+        imm = rnd.randrange(1 << 32).to_bytes(4, "little") if op == 0x81 else bytes([rnd.randrange(256)])
+        return bytes([op]) + rm_operand(rnd, rnd.randrange(8)) + imm
+    if kind == 3:      # MOV immediates
+        choice = rnd.randrange(4)
+        if choice == 0:
+            return bytes([0xB8 + dest_reg(rnd)]) + rnd.randrange(1 << 32).to_bytes(4, "little")
+        if choice == 1:
+            return bytes([0xB0 + rnd.randrange(8), rnd.randrange(256)])
+        if choice == 2:
+            return b"\xc7" + rm_operand(rnd, 0) + rnd.randrange(1 << 32).to_bytes(4, "little")
+        return b"\xc6" + rm_operand(rnd, 0) + bytes([rnd.randrange(256)])
+    if kind == 4:      # INC/DEC
+        choice = rnd.randrange(3)
+        if choice == 0:
+            return bytes([rnd.choice([0x40, 0x48]) + dest_reg(rnd)])
+        return bytes([rnd.choice([0xFE, 0xFF])]) + rm_operand(rnd, rnd.randrange(2))
+    if kind == 5:      # MOVZX/MOVSX
+        return bytes([0x0F, rnd.choice([0xB6, 0xB7, 0xBE, 0xBF])]) + rm_operand(rnd, dest_reg(rnd))
+    if kind == 6:      # LEA (a register form is #UD: the generic path)
+        return b"\x8d" + rm_operand(rnd, dest_reg(rnd))
+    if kind == 7:      # TEST/CMP with the accumulator
+        op = rnd.choice([0xA8, 0xA9, 0x3C, 0x3D, 0x04, 0x05, 0x2C, 0x2D, 0x24, 0x25, 0x34, 0x35])
+        return bytes([op]) + (rnd.randrange(1 << 32).to_bytes(4, "little") if op & 1
+                              else bytes([rnd.randrange(256)]))
+    if kind == 8:      # Jcc rel8, mostly forward
+        return bytes([0x70 + rnd.randrange(16), rnd.choice([0, 1, 2, 5, 9, 0xFE, 0xF0])])
+    if kind == 9:      # Jcc rel32, JMP
+        choice = rnd.randrange(3)
+        if choice == 0:
+            return bytes([0x0F, 0x80 + rnd.randrange(16)]) + rnd.choice([0, 3, 7]).to_bytes(4, "little")
+        if choice == 1:
+            return bytes([0xEB, rnd.choice([0, 1, 4])])
+        return b"\xe9" + rnd.choice([0, 2, 6]).to_bytes(4, "little")
+    if kind == 10:     # CALL rel32 (forward), RET
+        if rnd.randrange(2):
+            return b"\xe8" + rnd.choice([0, 1, 5]).to_bytes(4, "little")
+        return b"\xc3"
+    if kind == 11:     # PUSH
+        choice = rnd.randrange(3)
+        if choice == 0:
+            return bytes([0x50 + rnd.randrange(8)])
+        if choice == 1:
+            return b"\x68" + rnd.randrange(1 << 32).to_bytes(4, "little")
+        return bytes([0x6A, rnd.randrange(256)])
+    if kind == 12:     # POP (not ESP: the stack would leave RAM for good)
+        return bytes([0x58 + dest_reg(rnd)])
+    if kind == 13:
+        return b"\x90"
+    if kind == 14:     # a segment override, a 16-bit operand, or one of the later forms
+        if rnd.randrange(2):
+            return later_instruction(rnd)
+        return bytes([rnd.choice([0x26, 0x36, 0x64, 0x66])]) + fast_instruction(rnd)
+    return bytes([0x67]) + bytes([0x8B]) + modrm(1, dest_reg(rnd), 7) + bytes([rnd.randrange(256)])
+
+
+def later_instruction(rnd):
+    """Shifts and rotates (by 1, CL, imm8), IMUL r, r/m [, imm], CALL and
+    JMP through a register or memory."""
+    kind = rnd.randrange(4)
+    if kind == 0:
+        op = rnd.choice([0xC0, 0xC1, 0xD0, 0xD1, 0xD2, 0xD3])
+        imm = bytes([rnd.choice([0, 1, 3, 8, 31, 33, rnd.randrange(256)])]) if op in (0xC0, 0xC1) else b""
+        return bytes([op]) + rm_operand(rnd, rnd.choice([0, 1, 2, 3, 4, 5, 7])) + imm
+    if kind == 1:
+        choice = rnd.randrange(3)
+        if choice == 0:
+            return b"\x0f\xaf" + rm_operand(rnd, dest_reg(rnd))
+        if choice == 1:
+            return b"\x69" + rm_operand(rnd, dest_reg(rnd)) + rnd.randrange(1 << 32).to_bytes(4, "little")
+        return b"\x6b" + rm_operand(rnd, dest_reg(rnd)) + bytes([rnd.randrange(256)])
+    # an indirect CALL or JMP: through EDI set to a nearby instruction boundary, or anywhere
+    setup = b"\xbf" + (CODE + rnd.randrange(0, 0x200)).to_bytes(4, "little")
+    return setup + bytes([0xFF]) + (modrm(3, rnd.choice([2, 4]), EDI) if rnd.randrange(3)
+                                    else rm_operand(rnd, rnd.choice([2, 4])))
+
+
+GENERIC = [b"\xf7\xe3", b"\x0f\xa4\xc2\x03", b"\x0f\xc8", b"\x86\xc4", b"\xf7\xd2",b"\xf8", b"\xf9", b"\xf5", b"\x9c", b"\x9d", b"\x0f\xaf\xc1", b"\xd1\xe0", b"\xd1\xf9",
+           b"\x87\xca", b"\x11\xc8", b"\x19\xd0", b"\xf3\x90", b"\x0f\x45\xc2", b"\x0f\x94\xc0",
+           b"\x99", b"\x98", b"\xf7\xd8", b"\x13\x03", b"\xc1\xe2\x05", b"\x0f\xa3\xc8"]
+
+
+def program(seed, length):
+    rnd = random.Random(seed)
+    code = b""
+    for _ in range(length):
+        code += rnd.choice(GENERIC) if rnd.randrange(6) == 0 else fast_instruction(rnd)
+    return code + b"\xf4"
+
+
+def twin_machines(seed, paging=False):
+    rnd = random.Random(seed ^ 0x5EED)
+    machines = []
+    regs = [rnd.randrange(1 << 32) for _ in range(8)]
+    regs[EBX] = DATA + rnd.randrange(0, 0x1000, 4)
+    regs[ESI] = rnd.randrange(0, 0x400)
+    regs[ESP] = rnd.choice([MEMORY - 0x100, DATA + 0x802, 0x2004])
+    flags = rnd.randrange(1 << 12) & (L.FLAG_CF | L.FLAG_PF | L.FLAG_AF | L.FLAG_ZF | L.FLAG_SF | L.FLAG_OF)
+    data = bytes(rnd.randrange(256) for _ in range(0x2000))
+    pte_flags = [rnd.choice([0x7, 0x7, 0x27, 0x67, 0x5, 0x65, 0x3, 0x0]) for _ in range(256)]
+    wp, cpl = rnd.randrange(2), rnd.choice([0, 0, 3])
+    for fast in (True, False):
+        m = Machine.flat32(memory_size=MEMORY)
+        m.fast_path = fast
+        m.memory.write(DATA, data)
+        for r, name in enumerate(("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")):
+            setattr(m.cpu, name, regs[r])
+        m.cpu.eflags = flags | 2
+        m.cpu.eip = CODE
+        if paging:
+            # identity map the first MiB with varied rights: read-only, clean,
+            # not present, supervisor-only pages (the code pages stay mapped)
+            pd, pt = 0x80000, 0x81000
+            m.memory.write_u32(pd, pt | 0x7)
+            for i in range(256):
+                f = 0x7 if i in (1, 2, 0x80, 0x81) else pte_flags[i]
+                m.memory.write_u32(pt + 4 * i, (i << 12) | f)
+            m.cpu.cr3 = pd
+            m.cpu.cr0 = m.cpu.cr0 | 0x80000000 | (0x10000 if wp else 0)
+            if cpl == 3:
+                m.cpu.cpl = 3
+        machines.append(m)
+    return machines
+
+
+def assert_same_state(fast, slow, where):
+    a, b = fast._state, slow._state
+    for name in ("cpu", "mem", "pm", "tlb", "ic", "dev"):
+        x, y = getattr(a, name), getattr(b, name)
+        if name == "cpu":
+            x, y = x.copy(), y.copy()
+            x[L.FAST_RETIRED] = y[L.FAST_RETIRED] = 0     # the one counter that tells them apart
+            x[L.OPTIONS] &= ~L.OPT_NO_FAST_PATH            # and the switch itself
+            y[L.OPTIONS] &= ~L.OPT_NO_FAST_PATH
+        if not np.array_equal(x, y):
+            diff = np.flatnonzero((x != y).reshape(-1))[:8]
+            raise AssertionError(f"{where}: {name} differs at {diff.tolist()}: fast "
+                                 f"{x.reshape(-1)[diff].tolist()} generic {y.reshape(-1)[diff].tolist()}")
+
+
+def run_both(seed, paging, chunks):
+    fast, slow = twin_machines(seed, paging)
+    code = program(seed, 60)
+    for m in (fast, slow):
+        m.memory.write(CODE, code)
+    for i, budget in enumerate(chunks):
+        e1, e2 = fast.run(max_instructions=budget), slow.run(max_instructions=budget)
+        assert e1 == e2, f"seed {seed} chunk {i}: {e1} vs {e2}"
+        assert_same_state(fast, slow, f"seed {seed} chunk {i}")
+        if e1.kind != "budget":
+            break
+    return fast
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2 ** 32 - 1), chunks=st.lists(st.integers(1, 40), min_size=1, max_size=6))
+def test_random_programs_leave_the_same_state_both_ways(seed, chunks):
+    run_both(seed, False, chunks)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2 ** 32 - 1), chunks=st.lists(st.integers(1, 40), min_size=1, max_size=6))
+def test_random_programs_under_paging_leave_the_same_state_both_ways(seed, chunks):
+    run_both(seed, True, chunks)
+
+
+def test_the_fast_tier_takes_the_issues_loop():
+    """The issue's loop (ADD, XOR, MOV to memory, ADD from memory, DEC, JNZ)
+    runs in the fast tier but for its first instructions and its HLT, and
+    computes what the generic path computes."""
+    code = bytes([0xB9]) + (5000).to_bytes(4, "little") + bytes(
+        [0xBB, 0, 0x30, 0, 0, 0x01, 0xC8, 0x31, 0xC2, 0x89, 0x53, 0x04, 0x03, 0x73, 0x04, 0x49, 0x75,
+         0xF3, 0xF4])
+    machines = []
+    for fast in (True, False):
+        m = Machine.flat32(memory_size=MEMORY)
+        m.fast_path = fast
+        m.memory.write(CODE, code)
+        m.cpu.eip = CODE
+        e = m.run(max_instructions=100_000)
+        assert e.kind == "halt" and e.instructions == 2 + 6 * 5000 + 1
+        assert m.memory.read_u32(DATA + 4) == m.cpu.edx
+        machines.append(m)
+    fast, slow = machines
+    assert_same_state(fast, slow, "the loop")
+    assert int(slow._state.cpu[L.FAST_RETIRED]) == 0
+    assert int(fast._state.cpu[L.FAST_RETIRED]) >= 6 * 5000 - 10
+
+
+@pytest.mark.parametrize("name", ["crc32", "sort", "dhry", "recurse", "paging", "timer", "smc", "serial"])
+def test_workloads_run_the_same_both_ways(name):
+    """The benchmark kernels (C compiled by gcc: the code the fast tier is
+    for), compared at checkpoints across their start, their loops and the
+    timer interrupts."""
+    from benchmarks.workloads import by_name
+    w, = by_name([name])
+    fast = Machine.from_multiboot(str(w.elf), memory_size=32 << 20, cmdline=f"n={w.smoke}")
+    slow = Machine.from_multiboot(str(w.elf), memory_size=32 << 20, cmdline=f"n={w.smoke}")
+    slow.fast_path = False
+    for step in (1, 10, 1000, 20_000, 100_000, 300_000):
+        e1, e2 = fast.run(max_instructions=step), slow.run(max_instructions=step)
+        assert e1 == e2
+        assert_same_state(fast, slow, f"{name} after {step}")
+        assert fast.com1.read() == slow.com1.read()
+        if e1.kind != "budget":
+            break
