@@ -31,9 +31,9 @@ ways (OPT_NO_FAST_PATH) and compares the whole state.
 """
 import numpy as np
 
-from emu.core.jit import jit
-from emu.core.flags import (condition, get_eflags, LF_ADD, LF_SUB, LF_INC, LF_DEC, LF_LOGIC)
-from emu.core.operands import get_reg, set_reg
+from emu.core.jit import jit, jit_inline
+from emu.core.flags import (condition, get_eflags, keep_carry, LF_NONE, LF_ADD, LF_SUB, LF_INC, LF_DEC,
+                            LF_LOGIC)
 from emu.core.memory import PM_CODE, PM_DIRTY, PAGE_SHIFT, PAGE_MASK, T_USER, T_WRITE, T_DIRTY, \
     TLB_TAG, TLB_VALUE, BIOS_ROM
 from emu.core.isa import shift
@@ -53,7 +53,7 @@ from emu.core.layout import (D_TAG, D_GEN, D_MODE, D_LEN, D_FAST, D_MNEM, D_OSIZ
                              NEXT_EIP, INSN_EIP, EA, ICOUNT, ICACHE_HITS, INHIBIT_IRQ, CR0,
                              CR0_PG, CR0_WP, CPL, A20_MASK, SEG_SLOTS, SEG_STRIDE, SEG_BASE,
                              SEG_LIMIT, SEG_ATTR, ATTR_UNUSABLE, ATTR_DB, LF_OP, LF_A, LF_B, LF_R,
-                             LF_SIZE, FAST_RETIRED)
+                             LF_SIZE, FAST_RETIRED, EFLAGS, FLAG_CF)
 
 # fast operations (D_FAST bits 0-7; 0: the generic path)
 F_MOV = 1
@@ -93,6 +93,7 @@ OPD_ONE = 11         # the constant 1 (D1: shift by one)
 # a third operand (IMUL's immediate)
 FAST_MEM_WRITE = 1 << 28     # the memory operand is the destination (written)
 FAST_IMM3 = 1 << 29          # IMUL r, r/m, imm
+FAST_HAS_MEM = 1 << 30       # one operand is the ModRM memory operand
 
 FLAT32 = MODE_CS32 | MODE_PE    # the decode mode the fast tier runs in (no virtual-8086)
 LAST_WHOLE = 0x1000 - 15        # instructions starting after this offset may cross the page
@@ -233,6 +234,8 @@ def classify(d):
         word |= FAST_MEM_WRITE
     if third == K_IMM:
         word |= FAST_IMM3
+    if a == OPD_MEM or b == OPD_MEM:
+        word |= FAST_HAS_MEM
     if op == F_SHIFT:
         word |= shift_kind(d[D_MNEM]) << 32
     d[D_FAST] = word
@@ -265,7 +268,7 @@ def flat_segments(cpu):
     return readable, writable
 
 
-@jit
+@jit_inline
 def fast_physical(g, lin, size, write, paging, user, wp):
     """Physical address of a flat access that the fast tier may do itself,
     or -1: an access across a page, a TLB miss (or a right the entry does
@@ -298,7 +301,7 @@ def fast_physical(g, lin, size, write, paging, user, wp):
     return pa
 
 
-@jit
+@jit_inline
 def ram_read(mem, pa, size):
     v = np.int64(mem[pa])
     if size >= 2:
@@ -308,7 +311,7 @@ def ram_read(mem, pa, size):
     return v
 
 
-@jit
+@jit_inline
 def ram_write(g, pa, size, value):
     """A write fast_physical allowed: the bytes, and the dirty log (the page
     holds no code, so nothing to invalidate: memory.note_write)."""
@@ -323,7 +326,32 @@ def ram_write(g, pa, size, value):
     g.pm[page] |= PM_DIRTY
 
 
-@jit
+@jit_inline
+def get_reg(cpu, r, size):
+    """operands.get_reg, inlined here."""
+    if size == 4:
+        return cpu[r] & 0xFFFFFFFF
+    if size == 2:
+        return cpu[r] & 0xFFFF
+    if r < 4:
+        return cpu[r] & 0xFF
+    return (cpu[r - 4] >> 8) & 0xFF
+
+
+@jit_inline
+def set_reg(cpu, r, size, value):
+    """operands.set_reg, inlined here."""
+    if size == 4:
+        cpu[r] = value & 0xFFFFFFFF
+    elif size == 2:
+        cpu[r] = (cpu[r] & 0xFFFF0000) | (value & 0xFFFF)
+    elif r < 4:
+        cpu[r] = (cpu[r] & 0xFFFFFF00) | (value & 0xFF)
+    else:
+        cpu[r - 4] = (cpu[r - 4] & 0xFFFF00FF) | ((value & 0xFF) << 8)
+
+
+@jit_inline
 def effective_address32(cpu, d):
     ea = d[D_DISP]
     if d[D_BASE] >= 0:
@@ -333,11 +361,40 @@ def effective_address32(cpu, d):
     return ea & 0xFFFFFFFF
 
 
-@jit
+@jit_inline
 def sign_extend(v, size):
     bits = size * 8
     v &= (1 << bits) - 1
     return v - (1 << bits) if v >> (bits - 1) else v
+
+
+@jit_inline
+def branch_taken(cpu, cc):
+    """flags.condition with its lazy cases inlined: E/NE, B/AE, BE/A and
+    S/NS straight from the record of the last arithmetic, as condition()
+    reads them (no flags are materialised: the same state either way)."""
+    op = cpu[LF_OP]
+    c = cc >> 1
+    if op != LF_NONE and (c == 1 or c == 2 or c == 3 or c == 4):
+        size = cpu[LF_SIZE]
+        r = cpu[LF_R]
+        bits = size * 8
+        if c == 4:
+            t = ((r >> (bits - 1)) & 1) != 0
+        else:
+            zf = (r & ((1 << bits) - 1)) == 0
+            if c == 2:
+                t = zf
+            else:
+                if op == LF_ADD or op == LF_SUB:
+                    cf = ((r >> bits) & 1) != 0
+                elif op == LF_LOGIC:
+                    cf = False
+                else:
+                    cf = (cpu[EFLAGS] & FLAG_CF) != 0      # INC, DEC: CF is in EFLAGS
+                t = cf if c == 1 else (cf or zf)
+        return (not t) if cc & 1 else t
+    return condition(cpu, cc)
 
 
 @jit
@@ -367,6 +424,10 @@ def fast_run(g, idx, eip, limit):
     pa = ic[idx, D_TAG] - 1
     page_pa = pa & ~PAGE_MASK
     code_page = eip >> PAGE_SHIFT
+    # the page's generation cannot change during the run: it holds decoded
+    # code (PM_CODE), and the fast tier leaves every write to such a page to
+    # the generic path
+    code_gen = pm[pa >> PAGE_SHIFT]
     tlb_i = code_page & (tlb.shape[0] - 1)
     tlb_e = tlb[tlb_i, TLB_VALUE]
     if paging and tlb[tlb_i, TLB_TAG] != code_page + 1:
@@ -374,7 +435,8 @@ def fast_run(g, idx, eip, limit):
     n = 0
     insn = eip
     while True:
-        f = ic[idx, D_FAST]
+        row = ic[idx]
+        f = row[D_FAST]
         op = f & 0xFF
         if op == 0:
             break
@@ -382,16 +444,16 @@ def fast_run(g, idx, eip, limit):
         b = (f >> 12) & 0xF
         s0 = (f >> 16) & 0xF
         s1 = (f >> 20) & 0xF
-        next_eip = (eip + ic[idx, D_LEN]) & 0xFFFFFFFF
+        next_eip = (eip + row[D_LEN]) & 0xFFFFFFFF
         target = next_eip
         # the memory operand: its offset, and the physical address when the
         # fast tier can do the access (the segment is flat and the page mapped)
         ea = 0
         mpa = -1
-        if a == OPD_MEM or b == OPD_MEM:
-            ea = effective_address32(cpu, ic[idx])
+        if f & FAST_HAS_MEM:
+            ea = effective_address32(cpu, row)
             size = s0 if a == OPD_MEM else s1
-            seg = ic[idx, D_SEG]
+            seg = row[D_SEG]
             if ea + size - 1 > 0xFFFFFFFF:
                 break
             if op == F_LEA:
@@ -410,7 +472,7 @@ def fast_run(g, idx, eip, limit):
             if b < 8:
                 v = get_reg(cpu, b, s1)
             elif b == OPD_IMM:
-                v = ic[idx, D_IMM] & ((1 << (s1 * 8)) - 1)
+                v = row[D_IMM] & ((1 << (s1 * 8)) - 1)
             else:
                 v = ram_read(mem, mpa, s1)
             if op == F_MOVSX:
@@ -419,7 +481,8 @@ def fast_run(g, idx, eip, limit):
                 set_reg(cpu, a, s0, v)
             else:
                 ram_write(g, mpa, s0, v)
-        elif op <= F_TEST and op >= F_ADD:
+        elif op == F_ADD or op == F_SUB or op == F_CMP or op == F_AND or op == F_OR or op == F_XOR \
+                or op == F_TEST:
             if a < 8:
                 x = get_reg(cpu, a, s0)
             else:
@@ -427,7 +490,7 @@ def fast_run(g, idx, eip, limit):
             if b < 8:
                 y = get_reg(cpu, b, s1)
             elif b == OPD_IMM:
-                y = ic[idx, D_IMM] & ((1 << (s1 * 8)) - 1)
+                y = row[D_IMM] & ((1 << (s1 * 8)) - 1)
             else:
                 y = ram_read(mem, mpa, s1)
             if op == F_ADD:
@@ -461,7 +524,7 @@ def fast_run(g, idx, eip, limit):
                 x = get_reg(cpu, a, s0)
             else:
                 x = ram_read(mem, mpa, s0)
-            get_eflags(cpu)              # INC and DEC keep CF: the record below has none
+            keep_carry(cpu)              # INC and DEC keep CF: the record below has none
             if op == F_INC:
                 r = x + 1
                 cpu[LF_OP] = LF_INC
@@ -483,7 +546,7 @@ def fast_run(g, idx, eip, limit):
             else:
                 x = ram_read(mem, mpa, s0)
             if b == OPD_IMM:
-                y = ic[idx, D_IMM] & ((1 << (s1 * 8)) - 1)
+                y = row[D_IMM] & ((1 << (s1 * 8)) - 1)
             elif b == OPD_ONE:
                 y = 1
             else:
@@ -512,7 +575,7 @@ def fast_run(g, idx, eip, limit):
             if f & FAST_IMM3:
                 x = get_reg(cpu, b, s1) if b < 8 else ram_read(mem, mpa, s1)
                 s2 = (f >> 24) & 0xF
-                y = ic[idx, D_IMM] & ((1 << (s2 * 8)) - 1)
+                y = row[D_IMM] & ((1 << (s2 * 8)) - 1)
             else:
                 x = get_reg(cpu, a, s0)
                 y = get_reg(cpu, b, s1) if b < 8 else ram_read(mem, mpa, s1)
@@ -525,10 +588,10 @@ def fast_run(g, idx, eip, limit):
         elif op == F_LEA:
             set_reg(cpu, a, 4, ea)
         elif op == F_JCC:
-            if condition(cpu, ic[idx, D_OPCODE] & 15):
-                target = (next_eip + ic[idx, D_IMM]) & 0xFFFFFFFF
+            if branch_taken(cpu, row[D_OPCODE] & 15):
+                target = (next_eip + row[D_IMM]) & 0xFFFFFFFF
         elif op == F_JMP:
-            target = (next_eip + ic[idx, D_IMM]) & 0xFFFFFFFF
+            target = (next_eip + row[D_IMM]) & 0xFFFFFFFF
         elif op == F_NOP:
             pass
         else:
@@ -542,14 +605,14 @@ def fast_run(g, idx, eip, limit):
                     break
                 if op == F_CALL:
                     v = next_eip
-                    target = (next_eip + ic[idx, D_IMM]) & 0xFFFFFFFF
+                    target = (next_eip + row[D_IMM]) & 0xFFFFFFFF
                 elif op == F_CALLI:
                     v = next_eip
                     target = get_reg(cpu, a, 4) if a < 8 else ram_read(mem, mpa, 4)
                 elif a < 8:
                     v = get_reg(cpu, a, 4)
                 else:
-                    v = ic[idx, D_IMM] & ((1 << (s0 * 8)) - 1)
+                    v = row[D_IMM] & ((1 << (s0 * 8)) - 1)
                 ram_write(g, spa, 4, v)
                 cpu[ESP] = sp
             else:
@@ -582,7 +645,7 @@ def fast_run(g, idx, eip, limit):
             break
         pa = page_pa | off
         idx = (pa ^ (pa >> 13)) & (IC_ENTRIES - 1)
-        if ic[idx, D_TAG] != pa + 1 or ic[idx, D_MODE] != FLAT32 or ic[idx, D_GEN] != pm[pa >> PAGE_SHIFT]:
+        if ic[idx, D_TAG] != pa + 1 or ic[idx, D_MODE] != FLAT32 or ic[idx, D_GEN] != code_gen:
             break
     if n > 0:
         cpu[ICACHE_HITS] += n - 1       # lookup counted the first one

@@ -109,6 +109,16 @@ def get_cf(cpu):
 
 
 @jit
+def keep_carry(cpu):
+    """Before INC or DEC records itself: move CF (all they keep of the
+    arithmetic flags, SDM Vol. 2, INC) from the lazy record into EFLAGS.
+    The other five arithmetic bits left in EFLAGS are stale, and never
+    read: an LF_INC/LF_DEC record supplies them (get_eflags keeps only CF
+    from EFLAGS).  Cheaper than materialising every flag."""
+    cpu[EFLAGS] = (cpu[EFLAGS] & ~FLAG_CF) | get_cf(cpu)
+
+
+@jit
 def get_flag(cpu, flag):
     return 1 if get_eflags(cpu) & flag else 0
 
@@ -117,9 +127,12 @@ def get_flag(cpu, flag):
 def condition(cpu, cc):
     """Evaluate condition code cc (0-15), SDM Vol. 1, appendix B."""
     c = cc >> 1
-    if cpu[LF_OP] != LF_NONE and (c == 1 or c == 2 or c == 3):
-        # B/AE, E/NE, BE/A (the Jcc after CMP, SUB, DEC, TEST): CF and ZF
-        # straight from the lazy record, without materialising EFLAGS
+    if cpu[LF_OP] != LF_NONE and (c == 1 or c == 2 or c == 3 or c == 4):
+        # B/AE, E/NE, BE/A, S/NS (the Jcc after CMP, SUB, DEC, TEST): CF, ZF
+        # and SF straight from the lazy record, without materialising EFLAGS
+        if c == 4:
+            t = ((cpu[LF_R] >> (cpu[LF_SIZE] * 8 - 1)) & 1) != 0
+            return (not t) if cc & 1 else t
         zf = (cpu[LF_R] & size_mask(cpu[LF_SIZE])) == 0
         if c == 2:
             t = zf

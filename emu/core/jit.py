@@ -54,6 +54,16 @@ def jit(fn):
     return dispatcher
 
 
+def jit_inline(fn):
+    """@jit for the small helpers of the fast tier (core/fastpath.py): numba
+    inlines them into their caller (``inline='always'``, at numba's IR
+    level), where LLVM would leave a call that passes every array argument
+    as seven or more machine words."""
+    dispatcher = numba.njit(cache=True, nogil=True, _nrt=False, inline="always")(fn)
+    _load_cache_without_refresh(dispatcher)
+    return dispatcher
+
+
 def _load_cache_without_refresh(dispatcher):
     """Make ``dispatcher`` load its cached machine code without refreshing
     numba's compiler first.  numba's cache load refreshes the typing and

@@ -4,7 +4,7 @@ ADD ADC SUB SBB CMP INC DEC NEG AND OR XOR TEST NOT).
 Each function takes operand values already fetched and returns the result
 for the generic write-back; flags are recorded lazily (core/flags.py)."""
 from emu.core.jit import jit
-from emu.core.flags import set_lazy, get_cf, get_eflags, LF_ADD, LF_SUB, LF_INC, LF_DEC, LF_LOGIC
+from emu.core.flags import set_lazy, get_cf, keep_carry, LF_ADD, LF_SUB, LF_INC, LF_DEC, LF_LOGIC
 
 
 @jit
@@ -79,7 +79,7 @@ def test(cpu, a, b, size):
 @jit
 def inc(cpu, a, size):
     """INC: like ADD 1 but CF is preserved (SDM Vol. 2, INC, flags)."""
-    get_eflags(cpu)
+    keep_carry(cpu)
     r = a + 1
     set_lazy(cpu, LF_INC, a, 1, r, size)
     return r & _mask(size)
@@ -87,7 +87,7 @@ def inc(cpu, a, size):
 
 @jit
 def dec(cpu, a, size):
-    get_eflags(cpu)
+    keep_carry(cpu)
     r = a - 1
     set_lazy(cpu, LF_DEC, a, 1, r, size)
     return r & _mask(size)
