@@ -456,15 +456,18 @@ class Machine:
     def deliver_exceptions(self):
         """True: guest exceptions go through the IVT/IDT as on hardware.
         False: the run stops with an ``exception`` exit, nothing delivered."""
-        return not int(self._state.cpu[L.OPTIONS]) & L.OPT_STOP_ON_EXCEPTION
+        return not self._option(L.OPT_STOP_ON_EXCEPTION)
 
     @deliver_exceptions.setter
     def deliver_exceptions(self, value):
+        self._set_option(L.OPT_STOP_ON_EXCEPTION, not value)
+
+    def _option(self, bit):
+        return bool(int(self._state.cpu[L.OPTIONS]) & bit)
+
+    def _set_option(self, bit, on):
         c = self._state.cpu
-        if value:
-            c[L.OPTIONS] = int(c[L.OPTIONS]) & ~L.OPT_STOP_ON_EXCEPTION
-        else:
-            c[L.OPTIONS] = int(c[L.OPTIONS]) | L.OPT_STOP_ON_EXCEPTION
+        c[L.OPTIONS] = (int(c[L.OPTIONS]) | bit) if on else (int(c[L.OPTIONS]) & ~bit)
 
     @property
     def fast_path(self):
@@ -472,15 +475,11 @@ class Machine:
         CALL/RET, PUSH/POP ...) skip the generic operand machinery
         (emu/core/fastpath.py).  False: every instruction takes the generic
         path; the state after any run is the same either way, only slower."""
-        return not int(self._state.cpu[L.OPTIONS]) & L.OPT_NO_FAST_PATH
+        return not self._option(L.OPT_NO_FAST_PATH)
 
     @fast_path.setter
     def fast_path(self, value):
-        c = self._state.cpu
-        if value:
-            c[L.OPTIONS] = int(c[L.OPTIONS]) & ~L.OPT_NO_FAST_PATH
-        else:
-            c[L.OPTIONS] = int(c[L.OPTIONS]) | L.OPT_NO_FAST_PATH
+        self._set_option(L.OPT_NO_FAST_PATH, not value)
 
     @property
     def a20(self):
