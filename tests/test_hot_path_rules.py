@@ -4,7 +4,10 @@ of numpy, numba and other hot modules only.
 
 One file is the exception by design: emu/core/guest.py defines the numba
 type of the Guest bundle (a class, its lowering in llvmlite), so that jitted
-code receives the state arrays as one pointer instead of ~64 words a call."""
+code receives the state arrays as one pointer instead of ~64 words a call.
+A second one, emu/core/jit_link.py, changes how numba links and optimises
+the hot path's code libraries (compile time only): it listens to numba's
+compile events (a class) and counts their nesting (module state)."""
 import ast
 import pathlib
 
@@ -15,11 +18,20 @@ ALLOWED_IMPORTS = ("numpy", "numba", "emu.core", "devices.chips", "collections",
 
 
 TYPE_GLUE = ROOT / "emu" / "core" / "guest.py"
+COMPILE_GLUE = ROOT / "emu" / "core" / "jit_link.py"
 
 
 def hot_files():
     for d in HOT:
-        yield from (f for f in sorted(d.rglob("*.py")) if f != TYPE_GLUE)
+        yield from (f for f in sorted(d.rglob("*.py")) if f not in (TYPE_GLUE, COMPILE_GLUE))
+
+
+def test_the_compile_glue_holds_only_the_compile_listener():
+    tree = ast.parse(COMPILE_GLUE.read_text())
+    assert sorted(n.name for n in tree.body if isinstance(n, ast.ClassDef)) == ["_CompileDepth"]
+    jitted = [n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)
+              and any("jit" in ast.unparse(d) for d in n.decorator_list)]
+    assert jitted == [], "jit_link.py is compile machinery, not guest code"
 
 
 def test_the_type_glue_only_defines_the_guest_type():
