@@ -32,10 +32,11 @@ ways (OPT_NO_FAST_PATH) and compares the whole state.
 import numpy as np
 
 from emu.core.jit import jit, jit_inline
-from emu.core.flags import (condition, get_eflags, keep_carry, LF_NONE, LF_ADD, LF_SUB, LF_INC, LF_DEC,
+from emu.core.flags import (condition, keep_carry, LF_NONE, LF_ADD, LF_SUB, LF_INC, LF_DEC,
                             LF_LOGIC)
 from emu.core.memory import PM_CODE, PM_DIRTY, PAGE_SHIFT, PAGE_MASK, T_USER, T_WRITE, T_DIRTY, \
     TLB_TAG, TLB_VALUE, BIOS_ROM
+from emu.core import operands
 from emu.core.isa import shift
 from emu.core.isa.muldiv import signed, mul_flags
 from emu.core.dispatch import (IMPL_MOV, IMPL_MOVZX, IMPL_MOVSX, IMPL_LEA, IMPL_ADD, IMPL_SUB,
@@ -326,29 +327,10 @@ def ram_write(g, pa, size, value):
     g.pm[page] |= PM_DIRTY
 
 
-@jit_inline
-def get_reg(cpu, r, size):
-    """operands.get_reg, inlined here."""
-    if size == 4:
-        return cpu[r] & 0xFFFFFFFF
-    if size == 2:
-        return cpu[r] & 0xFFFF
-    if r < 4:
-        return cpu[r] & 0xFF
-    return (cpu[r - 4] >> 8) & 0xFF
-
-
-@jit_inline
-def set_reg(cpu, r, size, value):
-    """operands.set_reg, inlined here."""
-    if size == 4:
-        cpu[r] = value & 0xFFFFFFFF
-    elif size == 2:
-        cpu[r] = (cpu[r] & 0xFFFF0000) | (value & 0xFFFF)
-    elif r < 4:
-        cpu[r] = (cpu[r] & 0xFFFFFF00) | (value & 0xFF)
-    else:
-        cpu[r - 4] = (cpu[r - 4] & 0xFFFF00FF) | ((value & 0xFF) << 8)
+# operands.get_reg and set_reg, inlined at numba's IR level here (their
+# calls pass the cpu array as seven machine words)
+get_reg = jit_inline(getattr(operands.get_reg, "py_func", operands.get_reg))
+set_reg = jit_inline(getattr(operands.set_reg, "py_func", operands.set_reg))
 
 
 @jit_inline
@@ -359,13 +341,6 @@ def effective_address32(cpu, d):
     if d[D_INDEX] >= 0:
         ea += cpu[d[D_INDEX]] << d[D_SCALE]
     return ea & 0xFFFFFFFF
-
-
-@jit_inline
-def sign_extend(v, size):
-    bits = size * 8
-    v &= (1 << bits) - 1
-    return v - (1 << bits) if v >> (bits - 1) else v
 
 
 @jit_inline
@@ -476,7 +451,7 @@ def fast_run(g, idx, eip, limit):
             else:
                 v = ram_read(mem, mpa, s1)
             if op == F_MOVSX:
-                v = sign_extend(v, s1) & 0xFFFFFFFF
+                v = signed(v, s1) & 0xFFFFFFFF
             if a < 8:
                 set_reg(cpu, a, s0, v)
             else:
@@ -571,7 +546,6 @@ def fast_run(g, idx, eip, limit):
             else:
                 ram_write(g, mpa, s0, r)
         elif op == F_IMUL:
-            flags_in = get_eflags(cpu)
             if f & FAST_IMM3:
                 x = get_reg(cpu, b, s1) if b < 8 else ram_read(mem, mpa, s1)
                 s2 = (f >> 24) & 0xF
@@ -582,7 +556,7 @@ def fast_run(g, idx, eip, limit):
             p = signed(x, s0) * signed(y, s0)
             lo = p & ((1 << (s0 * 8)) - 1)
             set_reg(cpu, a, s0, lo)
-            mul_flags(cpu, flags_in, lo, s0, p != signed(lo, s0))
+            mul_flags(cpu, lo, s0, p != signed(lo, s0))
         elif op == F_JMPI:
             target = get_reg(cpu, a, 4) if a < 8 else ram_read(mem, mpa, 4)
         elif op == F_LEA:

@@ -7,10 +7,11 @@ import numpy as np
 
 from emu.core.jit import jit
 from emu.core.exceptions import raise_fault
-from emu.core.flags import set_result_flags, get_eflags, parity, set_undefined
+from emu.core.flags import set_result_flags, get_eflags, parity, set_undefined, set_flag_bits
 from emu.core.operands import read_operand, write_operand, get_reg, set_reg
 from emu.core.layout import (FAULT, EAX, EDX, D_S0, D_S1, D_OPCODE, D_NOPS, FLAG_CF, FLAG_OF,
-                             FLAG_SF, FLAG_ZF, FLAG_PF, FLAG_AF, VEC_DE, NO_ERROR_CODE)
+                             FLAG_SF, FLAG_ZF, FLAG_PF, FLAG_AF, FLAGS_ARITH, VEC_DE, NO_ERROR_CODE,
+                             UNDEFINED_FLAGS, UNDEF_INTEL, UNDEF_AMD)
 
 MUL_DEFINED = FLAG_CF | FLAG_OF
 MUL_UNDEFINED = FLAG_SF | FLAG_ZF | FLAG_AF | FLAG_PF
@@ -18,13 +19,21 @@ DIV_UNDEFINED = FLAG_CF | FLAG_OF | FLAG_SF | FLAG_ZF | FLAG_AF | FLAG_PF
 
 
 @jit
-def mul_flags(cpu, flags_in, lo, size, overflow):
+def mul_flags(cpu, lo, size, overflow):
     """CF = OF = the product did not fit the low half.  SF ZF AF PF are
     undefined: Intel processors set SF and PF from the low half and clear
-    ZF and AF; AMD's leave all four as they were."""
-    set_result_flags(cpu, MUL_DEFINED, lo, size, overflow, overflow, False)
-    intel = (FLAG_SF if (lo >> (size * 8 - 1)) & 1 else 0) | (FLAG_PF if parity(lo) else 0)
-    set_undefined(cpu, MUL_UNDEFINED, intel, flags_in)
+    ZF and AF; AMD's leave all four as they were (the multiply has not
+    touched them yet).  All six are written at once, so a lazy record of
+    the previous arithmetic is only materialised for AMD's."""
+    policy = cpu[UNDEFINED_FLAGS]
+    if policy == UNDEF_INTEL:
+        undefined = (FLAG_SF if (lo >> (size * 8 - 1)) & 1 else 0) | (FLAG_PF if parity(lo) else 0)
+    elif policy == UNDEF_AMD:
+        undefined = get_eflags(cpu)
+    else:
+        undefined = 0
+    defined = (FLAG_CF | FLAG_OF) if overflow else 0
+    set_flag_bits(cpu, FLAGS_ARITH, defined | (undefined & MUL_UNDEFINED))
 
 
 @jit
@@ -57,7 +66,6 @@ def store_double(cpu, size, lo, hi):
 def mul(g, d):
     """Unsigned EDX:EAX = EAX * r/m; CF = OF = (upper half != 0)."""
     cpu = g.cpu
-    flags_in = get_eflags(cpu)
     size = d[D_S0]
     src = read_operand(g, d, 0)
     if cpu[FAULT] >= 0:
@@ -68,7 +76,7 @@ def mul(g, d):
     lo = np.int64(p & np.uint64((1 << bits) - 1))
     hi = np.int64(p >> np.uint64(bits))
     store_double(cpu, size, lo, hi)
-    mul_flags(cpu, flags_in, lo, size, hi != 0)
+    mul_flags(cpu, lo, size, hi != 0)
 
 
 @jit
@@ -77,7 +85,6 @@ def imul(g, d):
     double width), two operands (0F AF, truncated), three operands (69/6B).
     CF = OF = the signed result did not fit the destination."""
     cpu = g.cpu
-    flags_in = get_eflags(cpu)
     size = d[D_S0]
     if d[D_NOPS] == 1:
         src = read_operand(g, d, 0)
@@ -88,7 +95,7 @@ def imul(g, d):
         lo = p & ((1 << bits) - 1)
         hi = (p >> bits) & ((1 << bits) - 1)
         store_double(cpu, size, lo, hi)
-        mul_flags(cpu, flags_in, lo, size, p != signed(lo, size))
+        mul_flags(cpu, lo, size, p != signed(lo, size))
         return
     if d[D_NOPS] == 2:
         a = read_operand(g, d, 0)
@@ -102,7 +109,7 @@ def imul(g, d):
     lo = p & ((1 << (size * 8)) - 1)
     write_operand(g, d, 0, lo)
     if cpu[FAULT] < 0:
-        mul_flags(cpu, flags_in, lo, size, p != signed(lo, size))
+        mul_flags(cpu, lo, size, p != signed(lo, size))
 
 
 @jit
