@@ -53,7 +53,7 @@ def jit(fn):
     tuple with atomic operations (measured: a NOP took 270 ns with NRT,
     78 ns without).  The price is that hot code cannot allocate arrays;
     it works on the state arrays (use cpu slots or views for scratch)."""
-    dispatcher = numba.njit(cache=True, nogil=True, _nrt=False)(fn)
+    dispatcher = numba.njit(cache=True, nogil=True, _nrt=False, no_cfunc_wrapper=True)(fn)
     _adapt_cache(dispatcher)
     return jit_link.mark_hot(dispatcher)
 
@@ -63,7 +63,7 @@ def jit_inline(fn):
     inlines them into their caller (``inline='always'``, at numba's IR
     level), where LLVM would leave a call that passes every array argument
     as seven or more machine words."""
-    dispatcher = numba.njit(cache=True, nogil=True, _nrt=False, inline="always")(fn)
+    dispatcher = numba.njit(cache=True, nogil=True, _nrt=False, no_cfunc_wrapper=True, inline="always")(fn)
     _adapt_cache(dispatcher)
     return jit_link.mark_hot(dispatcher)
 
