@@ -45,7 +45,7 @@ from emu.core.dispatch import (IMPL_MOV, IMPL_MOVZX, IMPL_MOVSX, IMPL_LEA, IMPL_
                                IMPL_POP, IMPL_NOP, IMPL_SHL, IMPL_SHR, IMPL_SAR, IMPL_ROL,
                                IMPL_ROR, IMPL_RCL, IMPL_RCR, IMPL_IMUL)
 from devices.chips.layout import ROM_LOCKED
-from emu.core.layout import (D_TAG, D_GEN, D_MODE, D_LEN, D_FAST, D_MNEM, D_OSIZE, D_ASIZE,
+from emu.core.layout import (D_TAG, D_GEN, D_MODE, D_LEN, D_FAST, IC_TAG_SHIFT, D_MNEM, D_OSIZE, D_ASIZE,
                              D_SEG, D_REP, D_LOCK, D_MOD, D_REG, D_RM, D_BASE, D_INDEX, D_SCALE,
                              D_DISP, D_IMM, D_K0, D_S0, D_S1, D_S2, D_OPCODE, D_HASMEM, D_NOPS,
                              K_NONE, K_RM, K_REG, K_IMM, K_REL, K_OPREG, K_MEM, K_GPR, K_SEGFIX,
@@ -395,8 +395,10 @@ def fast_run(g, idx, eip, limit):
     user = cpu[CPL] == 3
     tlb = g.tlb
     # the code page: its physical base, and (paging) the TLB entry that maps
-    # it, which must stay as it is for the run to follow the page
-    pa = ic[idx, D_TAG] - 1
+    # it.  Nothing here changes the TLB (fast_physical only reads it and
+    # leaves misses to the generic path), so the page stays mapped as it is
+    # for the whole run.
+    pa = (ic[idx, D_TAG] >> IC_TAG_SHIFT) - 1
     page_pa = pa & ~PAGE_MASK
     code_page = eip >> PAGE_SHIFT
     # the page's generation cannot change during the run: it holds decoded
@@ -404,7 +406,6 @@ def fast_run(g, idx, eip, limit):
     # the generic path
     code_gen = pm[pa >> PAGE_SHIFT]
     tlb_i = code_page & (tlb.shape[0] - 1)
-    tlb_e = tlb[tlb_i, TLB_VALUE]
     if paging and tlb[tlb_i, TLB_TAG] != code_page + 1:
         return 0
     n = 0
@@ -610,16 +611,14 @@ def fast_run(g, idx, eip, limit):
         eip = target
         if n >= limit:
             break
-        # the next instruction: in the icache, on the same code page (mapped
-        # as it was), decoded in this mode from this generation of the page
+        # the next instruction: in the icache, on the same code page, decoded
+        # in this mode (the tag holds it) from this generation of the page
         off = eip & PAGE_MASK
         if (eip >> PAGE_SHIFT) != code_page or off > LAST_WHOLE:
             break
-        if paging and (tlb[tlb_i, TLB_TAG] != code_page + 1 or tlb[tlb_i, TLB_VALUE] != tlb_e):
-            break
         pa = page_pa | off
         idx = (pa ^ (pa >> 13)) & (IC_ENTRIES - 1)
-        if ic[idx, D_TAG] != pa + 1 or ic[idx, D_MODE] != FLAT32 or ic[idx, D_GEN] != code_gen:
+        if ic[idx, D_TAG] != ((pa + 1) << IC_TAG_SHIFT) | FLAT32 or ic[idx, D_GEN] != code_gen:
             break
     if n > 0:
         cpu[ICACHE_HITS] += n - 1       # lookup counted the first one

@@ -1,5 +1,7 @@
 """Decoded-instruction cache, keyed by the physical address of an
-instruction's first byte (stored + 1, so a zeroed array is empty).
+instruction's first byte and the decode mode: D_TAG = ((pa + 1) <<
+IC_TAG_SHIFT) | mode, so a zeroed array is empty and one compare checks both
+(the fast tier makes it once per instruction).
 
 An entry is valid while its page's generation (pm[page] >> 8 with the code
 bit) is what it was at decode time: any write to the page bumps it
@@ -12,7 +14,7 @@ from emu.core.decode import decode
 from emu.core.fastpath import classify
 from emu.core.memory import translate, ACCESS_EXEC, PM_CODE, PAGE_SHIFT
 from emu.core.exceptions import raise_fault
-from emu.core.layout import (D_TAG, D_GEN, D_MODE, D_LEN, IC_ENTRIES, CS, SEG_SLOTS, SEG_STRIDE,
+from emu.core.layout import (D_TAG, D_GEN, D_MODE, D_LEN, IC_ENTRIES, IC_TAG_SHIFT, CS, SEG_SLOTS, SEG_STRIDE,
                              SEG_BASE, SEG_LIMIT, SEG_ATTR, ATTR_DB, CPL, CR0, CR0_PE, EFLAGS,
                              FLAG_VM, MODE_CS32, MODE_PE, MODE_VM, ICACHE_HITS, ICACHE_MISSES,
                              VEC_GP)
@@ -52,7 +54,7 @@ def lookup(g, eip):
     cacheable = (lin & 0xFFF) <= 0x1000 - 15 and page < pm.shape[0]
     if cacheable:
         idx = (pa ^ (pa >> 13)) & (IC_ENTRIES - 1)
-        if ic[idx, D_TAG] == pa + 1 and ic[idx, D_MODE] == mode and ic[idx, D_GEN] == pm[page] \
+        if ic[idx, D_TAG] == ((pa + 1) << IC_TAG_SHIFT) | mode and ic[idx, D_GEN] == pm[page] \
                 and eip + ic[idx, D_LEN] - 1 <= cpu[cs + SEG_LIMIT]:
             cpu[ICACHE_HITS] += 1
             return idx
@@ -66,7 +68,7 @@ def lookup(g, eip):
     classify(d)
     if cacheable:
         pm[page] |= PM_CODE
-        d[D_TAG] = pa + 1
+        d[D_TAG] = ((pa + 1) << IC_TAG_SHIFT) | mode
         d[D_MODE] = mode
         d[D_GEN] = pm[page]
     return idx

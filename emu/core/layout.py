@@ -221,7 +221,7 @@ EXIT_NAMES = ("none", "budget", "halt", "exception", "shutdown", "io", "breakpoi
               "reset", "serial", "mmio", "watch", "batch")
 
 # --- decoded-instruction record (one row of the icache) ---------------------
-D_TAG = 0           # physical address of the first byte + 1; 0 if the entry is empty
+D_TAG = 0           # ((physical address of the first byte + 1) << IC_TAG_SHIFT) | decode mode; 0: empty
 D_GEN = 1           # page generation when decoded (see memory.invalidate_code)
 D_MODE = 2          # decode mode (MODE_* bits) the record is valid for
 D_LEN = 3
@@ -255,6 +255,7 @@ TLB_BITS = 11
 TLB_ENTRIES = 1 << TLB_BITS
 
 IC_BITS = 14
+IC_TAG_SHIFT = 3    # D_TAG holds the decode mode (MODE_* bits) below the address
 IC_ENTRIES = 1 << IC_BITS
 
 MODE_CS32 = 1       # CS.D: default operand and address size 32
