@@ -392,7 +392,7 @@ def main(argv=None):
     ap.add_argument("--peers", default="qemu,unicorn,native,bochs",
                     help="comma-separated peers among qemu, unicorn, native, bochs (default: all)")
     ap.add_argument("--no-cold", action="store_true",
-                    help="skip the cold compile (5-8 minutes with an empty cache)")
+                    help="skip the cold compile (about a minute with an empty cache)")
     ap.add_argument("--quick", action="store_true",
                     help="the smoke sizes everywhere (checks the harness; the numbers mean little)")
     ap.add_argument("--mix", default="dhry", help="workload whose instruction mix is sampled ('' for none)")
@@ -413,7 +413,7 @@ def main(argv=None):
     load_before = os.getloadavg()
     cold = None
     if not args.no_cold:
-        log("cold start (empty numba cache; minutes) ...")
+        log("cold start (empty numba cache; about a minute) ...")
         cold = bench_cold()
     rows, status, versions, startup = run_workloads(workloads, peer_names, log)
     log("demo guest to its prompt ...")
