@@ -7,9 +7,9 @@ import numpy as np
 
 from emu.core.jit import jit
 from emu.core.exceptions import raise_fault
-from emu.core.flags import set_result_flags, get_eflags, parity, set_undefined, set_flag_bits
+from emu.core.flags import get_eflags, parity, set_undefined, set_flag_bits
 from emu.core.operands import read_operand, write_operand, get_reg, set_reg
-from emu.core.layout import (FAULT, EAX, EDX, D_S0, D_S1, D_OPCODE, D_NOPS, FLAG_CF, FLAG_OF,
+from emu.core.layout import (FAULT, EAX, EDX, D_S0, D_NOPS, FLAG_CF, FLAG_OF,
                              FLAG_SF, FLAG_ZF, FLAG_PF, FLAG_AF, FLAGS_ARITH, VEC_DE, NO_ERROR_CODE,
                              UNDEFINED_FLAGS, UNDEF_INTEL, UNDEF_AMD)
 
