@@ -27,7 +27,6 @@ numba alone when they are missing.
 from numba.core import event
 
 _state = {"depth": 0, "ours": False}
-_installed = []
 
 
 def is_partial(library):
@@ -67,15 +66,14 @@ class _CompileDepth(event.Listener):
 
 def install():
     """Patch numba's CPU code library once (idempotent)."""
-    if _installed:
-        return
-    _installed.append(True)
     try:
         from numba.core.codegen import CPUCodeLibrary
         from numba.core.compiler_lock import require_global_compiler_lock
         full_finalize = CPUCodeLibrary.finalize
     except (ImportError, AttributeError):
         return
+    if getattr(full_finalize, "visor86_partial_finalize", False):
+        return                       # installed already
     if not all(
             hasattr(CPUCodeLibrary, n) for n in
             ("_finalize_final_module", "_verify_declare_only_symbols", "_raise_if_finalized")):
@@ -90,8 +88,7 @@ def install():
         require_global_compiler_lock()
         self._raise_if_finalized()
         self._visor86_partial = True
-        for lib in self._linking_libraries:
-            lib._ensure_finalized()
+        for lib in self._linking_libraries:     # finalised when added (add_linking_library)
             self._reload_init.update(lib._reload_init)
         # The module declares its callees (numba's own ones too), which
         # numba's check refuses in a self-contained library; here the engine
@@ -100,6 +97,7 @@ def install():
         self._final_module.verify()
         self._finalize_final_module()
 
+    finalize.visor86_partial_finalize = True
     CPUCodeLibrary.finalize = finalize
     event.register("numba:compile", _CompileDepth())
 
