@@ -276,9 +276,10 @@ def run_workloads(workloads, peer_names, log):
     for w in workloads:
         log(f"{w.name}: visor86 n={w.smoke} and n={w.n} ...")
         small = peers.run_visor86(w, w.smoke)
-        big = min((peers.run_visor86(w, w.n) for _ in range(3)), key=lambda r: r.seconds)
+        runs = [peers.run_visor86(w, w.n) for _ in range(3)]
+        big = min(runs, key=lambda r: r.seconds)
         slope = (big.instructions - small.instructions) / (w.n - w.smoke)
-        row = {"w": w, "visor86": big, "smoke": small, "peers": {}, "checks": [],
+        row = {"w": w, "visor86": big, "smoke": small, "first": runs[0], "peers": {}, "checks": [],
                "work": WorkFit(small.instructions, slope, w.smoke)}
         if small.result != w.smoke_result:
             row["checks"].append(f"visor86 n={w.smoke}: result {small.result} != {w.smoke_result:#x}")
@@ -341,8 +342,9 @@ def workload_table(rows, peer_names):
 
 
 def profile_table(rows):
-    lines = ["| workload | decode-cache hit rate | decode-cache misses | fast tier | exits to Python | "
-             "instructions per exit |", "|---|---|---|---|---|---|"]
+    lines = ["| workload | decode-cache hit rate | decode-cache misses | fast tier | in compiled blocks | "
+             "first run: MIPS, blocks compiled (seconds) | exits to Python | instructions per exit |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         v = row["visor86"]
         h, m = v.stats["icache_hits"], v.stats["icache_misses"]
@@ -350,7 +352,12 @@ def profile_table(rows):
         total = sum(exits.values())
         ex = ", ".join(f"{k} {c:,}" for k, c in sorted(exits.items(), key=lambda kv: -kv[1]))
         fast = v.stats.get("fast_retired", 0) / v.instructions if v.instructions else 0
+        jit = v.stats.get("jit_retired", 0) / v.instructions if v.instructions else 0
+        first = row.get("first") or v
+        first_mips = first.instructions / first.seconds / 1e6 if first.seconds else 0
         lines.append(f"| `{row['w'].name}` | {100 * h / (h + m):.3f}% | {m:,} | {100 * fast:.1f}% | "
+                     f"{100 * jit:.1f}% | {fmt_mips(first_mips)}, {first.stats.get('blocks_compiled', 0)} "
+                     f"({first.stats.get('compile_seconds', 0):.2f} s) | "
                      f"{total:,} ({ex}) | "
                      f"{v.instructions / total:,.0f} |")
     return "\n".join(lines)
@@ -479,8 +486,11 @@ def main(argv=None):
                    + ("Below it: " + ", ".join(below) + "." if below else "No workload is below it.") + "\n")
     out += ["## Where visor86's time goes\n",
             "Read from the core's counters after each visor86 run at n (ICACHE_HITS/ICACHE_MISSES and "
-            "FAST_RETIRED in the CPU slots; the fast tier is emu/core/fastpath.py) and from the returns "
-            "of the jitted loop to Python, by reason.\n",
+            "FAST_RETIRED, JIT_RETIRED in the CPU slots; the fast tier is emu/core/fastpath.py, compiled "
+            "blocks emu/blocks.py) and from the returns of the jitted loop to Python, by reason. "
+            "The MIPS above are the best of 3 runs in one process: the first run compiles the hot "
+            "blocks (its speed and compile time are in the table), the later ones reuse the machine "
+            "code the process keeps.\n",
             profile_table(rows), ""]
     if mix:
         mw, counts = mix

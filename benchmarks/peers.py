@@ -43,11 +43,14 @@ def visor86_machine(elf, n):
 
 def run_visor86(workload, n, max_instructions=20_000_000_000):
     from emu.core import layout as L
+    from emu import blocks
     m = visor86_machine(workload.elf, n)
     c = m._state.cpu           # read-only: the decode-cache counters the core keeps
+    compiled, compile_seconds = blocks.stats["compiled"], blocks.stats["seconds"]
     t = time.perf_counter()
     e = m.run(max_instructions=max_instructions)
     dt = time.perf_counter() - t
+    compiled, compile_seconds = blocks.stats["compiled"] - compiled, blocks.stats["seconds"] - compile_seconds
     out = m.com1.read()
     if e.kind != "debug_exit" or e.status != 1:
         raise RuntimeError(f"{workload.name} n={n} on visor86 ended with {e}; COM1: {out[-300:]!r}")
@@ -55,6 +58,10 @@ def run_visor86(workload, n, max_instructions=20_000_000_000):
     fast = int(c[L.FAST_RETIRED])
     return Run(n, dt, parse_result(out, workload.name, n), out, e.instructions,
                {"icache_hits": hits, "icache_misses": misses, "fast_retired": fast,
+         # compiled blocks (emu/blocks.py): instructions they ran, blocks compiled in this run
+         # (the process keeps compiled code: a later run of the same code compiles nothing)
+         "jit_retired": int(c[L.JIT_RETIRED]), "blocks_compiled": compiled,
+         "compile_seconds": compile_seconds,
                 # the returns of the jitted loop to Python, by reason (Machine keeps them)
                 "exits": dict(m.exit_counts)})
 

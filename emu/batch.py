@@ -120,6 +120,9 @@ def run_cases(machine, cases, code_at, window_at, eip=None):
                 reason = int(core_run(st, n * L.BATCH_MAX_STEPS + 16, False))
                 if reason == L.EXIT_BATCH:
                     break
+                if reason == L.EXIT_COMPILE:
+                    cpu[L.JIT_REQUEST] = 0        # left by an earlier run (a batch asks for no blocks)
+                    continue
                 if reason != L.EXIT_BUDGET:
                     raise RuntimeError(f"the batch stopped with a {L.EXIT_NAMES[reason]} exit")
             if int(cpu[L.EXIT_ARG]) < 0:

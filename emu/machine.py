@@ -95,6 +95,7 @@ class Exit:
 
 # the run loop's constants, read once per exit instead of as module attributes
 _ICOUNT, _EXIT_IO, _EXIT_BUDGET, _EXIT_NAMES = L.ICOUNT, L.EXIT_IO, L.EXIT_BUDGET, L.EXIT_NAMES
+_EXIT_COMPILE, _JIT_ATTEMPTS = L.EXIT_COMPILE, L.JIT_ATTEMPTS
 _run_entry_point = None
 
 
@@ -222,6 +223,7 @@ class Machine:
         self.com2 = self.board.com2
         from devices.host.screen import TextScreen
         self.screen = TextScreen(self)
+        self._state.cpu[L.JIT_THRESHOLD] = L.JIT_DEFAULT_THRESHOLD
         self.reset()
         self.deliver_exceptions = deliver_exceptions
 
@@ -408,8 +410,10 @@ class Machine:
         CS = F000 with base FFFF0000, EIP = FFF0, EDX = processor signature."""
         c = self._state.cpu
         policy = int(c[L.UNDEFINED_FLAGS])          # a property of the processor: kept
+        threshold = int(c[L.JIT_THRESHOLD])           # a setting of the machine: kept
         c[:] = 0
         c[L.UNDEFINED_FLAGS] = policy
+        c[L.JIT_THRESHOLD] = threshold
         for seg in range(8):
             s = L.SEG_SLOTS + seg * L.SEG_STRIDE
             c[s + L.SEG_LIMIT] = 0xFFFF
@@ -482,6 +486,19 @@ class Machine:
         self._set_option(L.OPT_NO_FAST_PATH, not value)
 
     @property
+    def jit(self):
+        """True (the default): runs of fast-tier instructions that got hot
+        are compiled to machine code (emu/blocks.py) and called instead of
+        interpreted.  False: the fast tier interprets them.  The state after
+        any run is the same either way; only the decode-cache counters may
+        differ."""
+        return int(self._state.cpu[L.JIT_THRESHOLD]) > 0
+
+    @jit.setter
+    def jit(self, value):
+        self._state.cpu[L.JIT_THRESHOLD] = L.JIT_DEFAULT_THRESHOLD if value else 0
+
+    @property
     def a20(self):
         """The A20 gate: when closed (False), physical address bit 20 is
         forced to 0, as on a PC (the 8042 and port 92h drive it later)."""
@@ -540,9 +557,18 @@ class Machine:
                 # count attempts like the loop does: retired instructions bound it below.  An
                 # instruction that left for a port access has not retired: it runs again once
                 # the port is served and still belongs to this budget (one step = one IN/OUT)
-                remaining = max(0, remaining - (retired if reason == _EXIT_IO else max(1, retired)))
+                if reason == _EXIT_COMPILE:
+                    used = c.item(_JIT_ATTEMPTS)           # the loop's attempts, as it counts its budget
+                else:
+                    used = retired if reason == _EXIT_IO else max(1, retired)
+                remaining = max(0, remaining - used)
             name = _EXIT_NAMES[reason]
             counts[name] = counts.get(name, 0) + 1
+            if reason == _EXIT_COMPILE:
+                from emu.blocks import serve_request
+                serve_request(state)     # a block got hot: compile it (emu/blocks.py) and go on
+                c[L.EXIT_REASON] = _EXIT_BUDGET     # as the loop leaves it when the budget ends here
+                continue
             if reason == _EXIT_BUDGET:
                 if remaining:
                     continue

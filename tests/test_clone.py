@@ -27,7 +27,7 @@ def page_writer(first, count, value_reg="ecx"):
 
 def state_of(m):
     cpu = m._state.cpu.copy()
-    cpu[L.ICACHE_HITS] = cpu[L.ICACHE_MISSES] = 0     # cache statistics, not machine state
+    cpu[list(L.CACHE_STATISTICS)] = 0     # cache statistics, not machine state
     return cpu.tolist(), m._state.dev.tolist(), hashlib.sha256(m._state.mem).hexdigest()
 
 

@@ -13,7 +13,7 @@ import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 HOT = [ROOT / "emu" / "core", ROOT / "devices" / "chips"]
-ALLOWED_IMPORTS = ("numpy", "numba", "emu.core", "devices.chips", "collections", "hashlib", "os",
+ALLOWED_IMPORTS = ("numpy", "numba", "llvmlite", "emu.core", "devices.chips", "collections", "hashlib", "os",
                    "pathlib")
 
 

@@ -58,7 +58,7 @@ def writer_machine():
 
 def state_of(m):
     cpu = m._state.cpu.copy()
-    cpu[L.ICACHE_HITS] = cpu[L.ICACHE_MISSES] = 0
+    cpu[list(L.CACHE_STATISTICS)] = 0
     return cpu.tolist(), m._state.dev.tolist(), hashlib.sha256(m._state.mem).hexdigest()
 
 

@@ -45,6 +45,8 @@ from emu.core.dispatch import (IMPL_MOV, IMPL_MOVZX, IMPL_MOVSX, IMPL_LEA, IMPL_
                                IMPL_POP, IMPL_NOP, IMPL_SHL, IMPL_SHR, IMPL_SAR, IMPL_ROL,
                                IMPL_ROR, IMPL_RCL, IMPL_RCR, IMPL_IMUL)
 from devices.chips.layout import ROM_LOCKED
+from emu.core.blockcall import (call_block, BLOCK_ENV_PAGING, BLOCK_ENV_USER, BLOCK_ENV_WP,
+                                  BLOCK_ENV_STACK, BLOCK_ENV_READABLE, BLOCK_ENV_WRITABLE)
 from emu.core.layout import (D_TAG, D_GEN, D_MODE, D_LEN, D_FAST, IC_TAG_SHIFT, D_MNEM, D_OSIZE, D_ASIZE,
                              D_SEG, D_REP, D_LOCK, D_MOD, D_REG, D_RM, D_BASE, D_INDEX, D_SCALE,
                              D_DISP, D_IMM, D_K0, D_S0, D_S1, D_S2, D_OPCODE, D_HASMEM, D_NOPS,
@@ -54,7 +56,8 @@ from emu.core.layout import (D_TAG, D_GEN, D_MODE, D_LEN, D_FAST, IC_TAG_SHIFT, 
                              NEXT_EIP, INSN_EIP, EA, ICOUNT, ICACHE_HITS, INHIBIT_IRQ, CR0,
                              CR0_PG, CR0_WP, CPL, A20_MASK, SEG_SLOTS, SEG_STRIDE, SEG_BASE,
                              SEG_LIMIT, SEG_ATTR, ATTR_UNUSABLE, ATTR_DB, LF_OP, LF_A, LF_B, LF_R,
-                             LF_SIZE, FAST_RETIRED, EFLAGS, FLAG_CF)
+                             LF_SIZE, FAST_RETIRED, EFLAGS, FLAG_CF, D_BLOCK, D_BLOCK_KEY, D_HEAT,
+                             JIT_REQUEST, JIT_THRESHOLD, JIT_RETIRED)
 
 # fast operations (D_FAST bits 0-7; 0: the generic path)
 F_MOV = 1
@@ -98,6 +101,7 @@ FAST_HAS_MEM = 1 << 30       # one operand is the ModRM memory operand
 
 FLAT32 = MODE_CS32 | MODE_PE    # the decode mode the fast tier runs in (no virtual-8086)
 LAST_WHOLE = 0x1000 - 15        # instructions starting after this offset may cross the page
+HEAT_MIN_LIMIT = 16             # runs shorter than this (breakpoints, interrupts) do not heat blocks
 
 
 @jit
@@ -216,6 +220,9 @@ def classify(d):
     decode, so a row never keeps the word of the instruction it held
     before)."""
     d[D_FAST] = 0
+    d[D_BLOCK] = 0
+    d[D_BLOCK_KEY] = 0
+    d[D_HEAT] = 0
     if d[D_LOCK] != 0 or d[D_REP] != REP_NONE or (d[D_HASMEM] and d[D_ASIZE] != 4):
         return
     k0 = d[D_K0]
@@ -372,6 +379,21 @@ def branch_taken(cpu, cc):
     return condition(cpu, cc)
 
 
+@jit_inline
+def successor_row(ic, eip, code_page, page_pa, code_gen):
+    """The icache row of the next instruction, -1 unless it is there, on
+    the same code page, decoded in this mode (the tag holds it) from this
+    generation of the page."""
+    off = eip & PAGE_MASK
+    if (eip >> PAGE_SHIFT) != code_page or off > LAST_WHOLE:
+        return -1
+    pa = page_pa | off
+    idx = (pa ^ (pa >> 13)) & (IC_ENTRIES - 1)
+    if ic[idx, D_TAG] != ((pa + 1) << IC_TAG_SHIFT) | FLAT32 or ic[idx, D_GEN] != code_gen:
+        return -1
+    return idx
+
+
 @jit
 def fast_run(g, idx, eip, limit):
     """Execute the classified instruction in icache row ``idx`` (at CS:eip,
@@ -408,6 +430,22 @@ def fast_run(g, idx, eip, limit):
     tlb_i = code_page & (tlb.shape[0] - 1)
     if paging and tlb[tlb_i, TLB_TAG] != code_page + 1:
         return 0
+    # compiled blocks (emu/blocks.py): run one where a run of instructions
+    # starts (a leader: here, after a jump, after what a block cannot hold),
+    # else count the start and ask for a block when it got hot
+    threshold = cpu[JIT_THRESHOLD]
+    heat_on = threshold > 0 and limit >= HEAT_MIN_LIMIT
+    env = (readable * BLOCK_ENV_READABLE) | (writable * BLOCK_ENV_WRITABLE)
+    if paging:
+        env |= BLOCK_ENV_PAGING
+    if user:
+        env |= BLOCK_ENV_USER
+    if wp:
+        env |= BLOCK_ENV_WP
+    if stack_ok:
+        env |= BLOCK_ENV_STACK
+    leader = True
+    requested = False
     n = 0
     insn = eip
     while True:
@@ -416,6 +454,29 @@ def fast_run(g, idx, eip, limit):
         op = f & 0xFF
         if op == 0:
             break
+        if leader and threshold > 0:
+            block = row[D_BLOCK]
+            if block != 0:
+                key = row[D_BLOCK_KEY]
+                if (key & 0xFFFFFFFF) == eip and n + (key >> 32) <= limit:
+                    done = call_block(block, g, env, limit - n)
+                    if done > 0:
+                        cpu[JIT_RETIRED] += done
+                        n += done
+                        insn = cpu[INSN_EIP]
+                        eip = cpu[NEXT_EIP]
+                        if n >= limit:
+                            break
+                        idx = successor_row(ic, eip, code_page, page_pa, code_gen)
+                        if idx < 0:
+                            break
+                        continue
+            elif heat_on and row[D_HEAT] >= 0:
+                heat = row[D_HEAT] + 1
+                row[D_HEAT] = heat
+                if heat >= threshold and cpu[JIT_REQUEST] == 0:
+                    cpu[JIT_REQUEST] = (eip << 16) | (idx + 1)
+                    requested = True
         a = (f >> 8) & 0xF
         b = (f >> 12) & 0xF
         s0 = (f >> 16) & 0xF
@@ -609,16 +670,11 @@ def fast_run(g, idx, eip, limit):
         n += 1
         insn = eip
         eip = target
-        if n >= limit:
+        leader = (op >= F_JCC and op <= F_RET) or op >= F_SHIFT
+        if n >= limit or requested:
             break
-        # the next instruction: in the icache, on the same code page, decoded
-        # in this mode (the tag holds it) from this generation of the page
-        off = eip & PAGE_MASK
-        if (eip >> PAGE_SHIFT) != code_page or off > LAST_WHOLE:
-            break
-        pa = page_pa | off
-        idx = (pa ^ (pa >> 13)) & (IC_ENTRIES - 1)
-        if ic[idx, D_TAG] != ((pa + 1) << IC_TAG_SHIFT) | FLAT32 or ic[idx, D_GEN] != code_gen:
+        idx = successor_row(ic, eip, code_page, page_pa, code_gen)
+        if idx < 0:
             break
     if n > 0:
         cpu[ICACHE_HITS] += n - 1       # lookup counted the first one

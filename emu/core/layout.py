@@ -126,6 +126,14 @@ BATCH_STEPS = 215       # attempts of the current case (a REP instruction yields
 REP_YIELD = 216         # set by a REP string instruction that stopped to let the loop check events
 UNDEFINED_FLAGS = 217   # UNDEF_*: how flags the SDM leaves undefined are set (flags.undefined)
 FAST_RETIRED = 218      # instructions retired by the fast tier (core/fastpath.py): a counter
+JIT_REQUEST = 219       # EIP << 16 | icache row + 1 of a block start that got hot: Python compiles it
+JIT_THRESHOLD = 220     # starts of a block before it is compiled; 0: compiled blocks off
+JIT_DEFAULT_THRESHOLD = 1000  # a compile costs ~10-20 ms (~2 million interpreted instructions)
+JIT_RETIRED = 221       # instructions retired in compiled blocks: a counter
+JIT_ATTEMPTS = 222      # EXIT_COMPILE: the loop's attempts (its budget count) before the exit
+# slots that count what caches did, not machine state: machines with the same
+# history but different caches (a clone, a restored snapshot) differ only here
+CACHE_STATISTICS = (ICACHE_HITS, ICACHE_MISSES, JIT_REQUEST, JIT_RETIRED, JIT_ATTEMPTS)
 CPU_SLOTS = 224
 
 # policies for the flags the SDM leaves undefined (flags.pick_undefined):
@@ -217,8 +225,9 @@ EXIT_SERIAL = 9         # the serial transmit ring is full: Python drains it and
 EXIT_MMIO = 10          # an access to a Python device's MMIO range (MMIO_* slots)
 EXIT_WATCH = 11         # a data watchpoint was hit (WATCH_HIT_* slots); the instruction retired
 EXIT_BATCH = 12         # batch mode ran its last case (or its table was refused: EXIT_ARG = -1)
+EXIT_COMPILE = 13       # a block got hot (JIT_REQUEST): Python compiles it and resumes (JIT_ATTEMPTS)
 EXIT_NAMES = ("none", "budget", "halt", "exception", "shutdown", "io", "breakpoint", "debug_exit",
-              "reset", "serial", "mmio", "watch", "batch")
+              "reset", "serial", "mmio", "watch", "batch", "compile")
 
 # --- decoded-instruction record (one row of the icache) ---------------------
 D_TAG = 0           # ((physical address of the first byte + 1) << IC_TAG_SHIFT) | decode mode; 0: empty
@@ -249,7 +258,12 @@ D_OPCODE = 28       # opcode byte, +0x100 for the 0F map
 D_NOPS = 29
 D_HASMEM = 30       # the instruction has a ModRM memory operand or moffs
 D_FAST = 31         # fast-tier operation and operands (core/fastpath.py), 0: generic path
-D_FIELDS = 32
+# a compiled block starting at this instruction (emu/blocks.py; cleared on every decode)
+D_BLOCK = 32        # address of its machine code, 0: none
+D_BLOCK_KEY = 33    # the EIP it was compiled for | its instruction count << 32
+D_HEAT = 34         # times the fast tier started a run of instructions here (BLOCK_NEVER: not compilable)
+D_FIELDS = 35
+BLOCK_NEVER = -1
 
 TLB_BITS = 11
 TLB_ENTRIES = 1 << TLB_BITS

@@ -18,7 +18,8 @@ from emu.core.layout import (EIP, EFLAGS, LF_OP, LF_A, LF_B, LF_R, LF_SIZE, FAUL
                              NMI_BLOCKED, FLAG_IF, VEC_NMI, NO_ERROR_CODE, VEC_MMIO_EXIT,
                              FAULT_ERR, EXIT_MMIO, MMIO_SERVED, MMIO_READ_READY, MMIO_WRITE_DONE,
                              EXIT_WATCH, BATCH_LEFT, BATCH_STEPS, D_FAST, OPTIONS,
-                             OPT_NO_FAST_PATH, WATCH_COUNT)
+                             OPT_NO_FAST_PATH, WATCH_COUNT, JIT_REQUEST, EXIT_COMPILE,
+                             JIT_ATTEMPTS)
 
 
 @jit
@@ -165,6 +166,9 @@ def run(g, budget, skip_breakpoint_at_start):
                 n += done - 1         # the fast tier ran ``done`` instructions
         if cpu[BATCH_LEFT] > 0:
             batch_next(g)
+        if cpu[JIT_REQUEST] != 0 and cpu[EXIT_REASON] == EXIT_NONE:
+            cpu[EXIT_REASON] = EXIT_COMPILE     # Python compiles the block (emu/blocks.py)
+            cpu[JIT_ATTEMPTS] = n
         if cpu[EXIT_REASON] != EXIT_NONE:
             break
     if cpu[EXIT_REASON] == EXIT_NONE:
