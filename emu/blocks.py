@@ -37,11 +37,13 @@ The IR reads guest memory only at indexes it has checked against the
 arrays' sizes (the RAM bound, the TLB mask, the page map size), as the
 fast tier does (DESIGN.md: guest isolation)."""
 import threading
+import time
 
 from emu.core import layout as L
 from emu.core import fastpath as F
 from emu.core.blockcall import (BLOCK_ENV_PAGING, BLOCK_ENV_USER, BLOCK_ENV_WP, BLOCK_ENV_STACK,
                                 BLOCK_ENV_READABLE, BLOCK_ENV_WRITABLE)
+from emu.core.flags import LF_NONE, LF_ADD, LF_SUB, LF_INC, LF_DEC, LF_LOGIC
 from emu.core.guest import OFFSETS
 from emu.core.memory import (PAGE_SHIFT, PAGE_MASK, PM_CODE, PM_DIRTY, T_USER, T_WRITE, T_DIRTY,
                              TLB_TAG, TLB_VALUE, BIOS_ROM)
@@ -51,7 +53,6 @@ MAX_INSNS = 64              # instructions in one block
 MAX_BLOCKS = 200_000        # blocks compiled by one process
 TRANSFERS = (F.F_JCC, F.F_JMP, F.F_CALL, F.F_RET, F.F_JMPI, F.F_CALLI)
 FLAGS_ARITH = L.FLAGS_ARITH
-LF_NONE, LF_ADD, LF_SUB, LF_INC, LF_DEC, LF_LOGIC = 0, 1, 2, 3, 4, 5
 
 # type-based alias metadata: the cpu array and the guest's memory, page map
 # and TLB are separate numpy arrays, so LLVM may keep registers in machine
@@ -66,7 +67,7 @@ _TBAA = """
 !13 = !{!14, !14, i64 0}
 """
 
-# the decoded fields a block is made from (with its EIP: the cache key)
+# the decoded fields a block is made from (with its EIP: the key of the compiled code)
 _KEY_FIELDS = (L.D_FAST, L.D_LEN, L.D_IMM, L.D_DISP, L.D_BASE, L.D_INDEX, L.D_SCALE, L.D_SEG,
                L.D_OPCODE)
 
@@ -90,7 +91,6 @@ class _Insn:
         self.b = (f >> 12) & 0xF
         self.s0 = (f >> 16) & 0xF
         self.s1 = (f >> 20) & 0xF
-        self.s2 = (f >> 24) & 0xF
         self.flags = f
         self.shift = (f >> 32) & 0xF
         self.imm = int(row[L.D_IMM])
@@ -100,6 +100,7 @@ class _Insn:
         self.scale = int(row[L.D_SCALE])
         self.seg = int(row[L.D_SEG])
         self.opcode = int(row[L.D_OPCODE])
+        self.key = tuple(int(row[field]) for field in _KEY_FIELDS)
 
     def takes(self):
         """Whether a block can hold this instruction."""
@@ -187,9 +188,6 @@ class _Writer:
 
     def select(self, cond, a, b):
         return self.op(f"select i1 {cond}, i64 {a}, i64 {b}")
-
-    def bool64(self, cond):
-        return self.op(f"zext i1 {cond} to i64")
 
     # --- the cpu array -----------------------------------------------------------------
     def cpu_slot(self, slot):
@@ -366,7 +364,7 @@ class _Compiler:
         back, the record dropped), as an i64."""
         w = self.w
         if w.const.get(L.LF_OP) != LF_NONE:
-            w.emit(f"call void @materialise(i64* %cpu)")
+            w.emit("call void @materialise(i64* %cpu)")
             w.forget(L.EFLAGS, L.LF_OP)
             w.const[L.LF_OP] = LF_NONE
         return w.bin("or", w.load_cpu(L.EFLAGS), L.FLAG_RESERVED1)
@@ -776,7 +774,6 @@ class _Engine:
         target = llvm.Target.from_default_triple()
         self.machine = target.create_target_machine(opt=2, codemodel="jitdefault")
         self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), self.machine)
-        self.modules = 0
 
     def compile(self, name, text):
         llvm = self.llvm
@@ -787,7 +784,6 @@ class _Engine:
         builder.getModulePassManager().run(module, builder)
         self.engine.add_module(module)
         self.engine.finalize_object()
-        self.modules += 1
         return self.engine.get_function_address(name)
 
 
@@ -805,8 +801,7 @@ def block_ir(insns, name="block"):
 
 def _address_of(insns):
     global _engine
-    key = (insns[0].eip,) + tuple((i.flags, i.length, i.imm, i.disp, i.base, i.index, i.scale, i.seg,
-                                   i.opcode) for i in insns)
+    key = (insns[0].eip,) + tuple(i.key for i in insns)
     with _lock:
         address = _compiled.get(key)
         if address is not None:
@@ -814,7 +809,6 @@ def _address_of(insns):
             return address
         if len(_compiled) >= MAX_BLOCKS:
             return 0
-        import time
         start = time.perf_counter()
         if _engine is None:
             _engine = _Engine()

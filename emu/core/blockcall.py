@@ -3,10 +3,11 @@
 A block is machine code for a straight run of fast-tier instructions,
 made by Python from LLVM IR when the run got hot.  Its address sits in the
 icache row of its first instruction (D_BLOCK); the fast tier calls it with
-the Guest (the pointer to its array descriptors, emu/core/guest.py) and a
+the Guest (the pointer to its array descriptors, emu/core/guest.py), a
 word of the conditions the fast tier checked on entry (BLOCK_ENV_*) and
-how many instructions it may run, and gets back how many instructions retired.  numba cannot call an address
-from a number, so this is an intrinsic: an ``inttoptr`` and a call."""
+how many instructions it may run, and gets back how many retired.  numba
+cannot call an address held in a number, so this is an intrinsic: an
+``inttoptr`` and a call."""
 from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
