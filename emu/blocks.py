@@ -36,15 +36,17 @@ snapshots hold no icache, so a restored or migrated guest compiles again.
 The IR reads guest memory only at indexes it has checked against the
 arrays' sizes (the RAM bound, the TLB mask, the page map size), as the
 fast tier does (DESIGN.md: guest isolation)."""
+import queue
 import threading
 import time
 
 from emu.core import layout as L
 from emu.core import fastpath as F
 from emu.core.blockcall import (BLOCK_ENV_PAGING, BLOCK_ENV_USER, BLOCK_ENV_WP, BLOCK_ENV_STACK,
-                                BLOCK_ENV_READABLE, BLOCK_ENV_WRITABLE)
+                                BLOCK_ENV_READABLE, BLOCK_ENV_WRITABLE, BLOCK_ENV_AMD, BLOCK_ENV_ZERO)
 from emu.core.flags import LF_NONE, LF_ADD, LF_SUB, LF_INC, LF_DEC, LF_LOGIC
 from emu.core.guest import OFFSETS
+from emu.core.isa.muldiv import MUL_UNDEFINED
 from emu.core.memory import (PAGE_SHIFT, PAGE_MASK, PM_CODE, PM_DIRTY, T_USER, T_WRITE, T_DIRTY,
                              TLB_TAG, TLB_VALUE, BIOS_ROM)
 from devices.chips.layout import ROM_LOCKED
@@ -52,6 +54,7 @@ from devices.chips.layout import ROM_LOCKED
 MAX_INSNS = 64              # instructions in one block
 MAX_BLOCKS = 200_000        # blocks compiled by one process
 TRANSFERS = (F.F_JCC, F.F_JMP, F.F_CALL, F.F_RET, F.F_JMPI, F.F_CALLI)
+STACK_OPS = (F.F_PUSH, F.F_POP, F.F_CALL, F.F_CALLI, F.F_RET)
 FLAGS_ARITH = L.FLAGS_ARITH
 
 # type-based alias metadata: the cpu array and the guest's memory, page map
@@ -102,19 +105,30 @@ class _Insn:
         self.opcode = int(row[L.D_OPCODE])
         self.key = tuple(int(row[field]) for field in _KEY_FIELDS)
 
-    def takes(self):
-        """Whether a block can hold this instruction."""
+    def takes(self, env):
+        """Whether a block made for the entry conditions ``env`` can hold
+        this instruction (where the fast tier would always leave it to the
+        generic path, the block ends before it)."""
         if self.op == F.F_SHIFT:
-            return self.shift in (F.SHIFT_SHL, F.SHIFT_SHR, F.SHIFT_SAR) \
-                and self.b in (F.OPD_IMM, F.OPD_ONE)
-        return self.op != F.F_IMUL and 0 < self.op <= F.F_JMPI
+            if self.shift not in (F.SHIFT_SHL, F.SHIFT_SHR, F.SHIFT_SAR) \
+                    or self.b not in (F.OPD_IMM, F.OPD_ONE):
+                return False
+        elif not 0 < self.op <= F.F_JMPI:
+            return False
+        if self.op in STACK_OPS and not env & BLOCK_ENV_STACK:
+            return False
+        if self.flags & F.FAST_HAS_MEM and self.op != F.F_LEA:
+            flat = BLOCK_ENV_WRITABLE if self.flags & F.FAST_MEM_WRITE else BLOCK_ENV_READABLE
+            if not env & (flat << self.seg):
+                return False
+        return True
 
 
-def read_block(ic, pm, idx, eip):
-    """The instructions of the block led by icache row ``idx`` at ``eip``:
-    each in the cache (tag, mode and generation of the leader's page), on
-    the leader's page, up to the first transfer or one a block cannot
-    hold.  [] when there is none."""
+def read_block(ic, pm, idx, eip, env):
+    """The instructions of the block led by icache row ``idx`` at ``eip``,
+    for the entry conditions ``env`` (BLOCK_ENV_*): each in the cache (tag,
+    mode and generation of the leader's page), on the leader's page, up to
+    the first transfer or one a block cannot hold.  [] when there is none."""
     row = ic[idx]
     tag = int(row[L.D_TAG])
     if tag & ((1 << L.IC_TAG_SHIFT) - 1) != F.FLAT32 or tag >> L.IC_TAG_SHIFT == 0:
@@ -137,7 +151,7 @@ def read_block(ic, pm, idx, eip):
         if int(r[L.D_TAG]) != ((here + 1) << L.IC_TAG_SHIFT) | F.FLAT32 or int(r[L.D_GEN]) != gen:
             break
         insn = _Insn(at, r)
-        if not insn.takes():
+        if not insn.takes(env):
             break
         insns.append(insn)
         if insn.op in TRANSFERS:
@@ -147,9 +161,11 @@ def read_block(ic, pm, idx, eip):
 
 
 class _Writer:
-    """LLVM IR for one block: SSA names, basic blocks, and what is known of
-    the CPU slots along the block's straight path (values it loaded or
-    stored, so each register is read from memory once)."""
+    """LLVM IR for one block: SSA names, basic blocks, and the CPU slots the
+    block uses.  Each slot lives in a local (an ``alloca`` LLVM turns into
+    machine registers) loaded on entry and written back to the cpu array on
+    the way out, so flags a later instruction replaces are never computed
+    on the path that stays in the block."""
 
     def __init__(self, name):
         self.name = name
@@ -159,6 +175,9 @@ class _Writer:
         self.const = {}         # cpu slot -> a Python int known at compile time
         self.label_now = "entry"
         self.exits = {}         # instruction index -> label of its bail-out
+        self.used = set()       # cpu slots held in locals
+        self.written = []       # slots stored so far on the main path, in order
+        self.exit_written = {}  # instruction index -> the slots stored before its bail-out
 
     def tmp(self):
         self.count += 1
@@ -189,21 +208,27 @@ class _Writer:
     def select(self, cond, a, b):
         return self.op(f"select i1 {cond}, i64 {a}, i64 {b}")
 
-    # --- the cpu array -----------------------------------------------------------------
+    # --- the cpu array, through locals ----------------------------------------------
+    def local(self, slot):
+        self.used.add(slot)
+        return f"%s{slot}"
+
     def cpu_slot(self, slot):
         return self.op(f"getelementptr i64, i64* %cpu, i64 {slot}")
 
     def load_cpu(self, slot):
         if slot in self.known:
             return self.known[slot]
-        v = self.op(f"load i64, i64* {self.cpu_slot(slot)}{CPU_TBAA}")
+        v = self.op(f"load i64, i64* {self.local(slot)}")
         self.known[slot] = v
         return v
 
     def store_cpu(self, slot, value):
-        self.emit(f"store i64 {value}, i64* {self.cpu_slot(slot)}{CPU_TBAA}")
+        self.emit(f"store i64 {value}, i64* {self.local(slot)}")
         self.known[slot] = value
         self.const.pop(slot, None)
+        if slot not in self.written:
+            self.written.append(slot)
 
     def set_const(self, slot, value):
         self.store_cpu(slot, _i64(value))
@@ -214,9 +239,26 @@ class _Writer:
             self.known.pop(s, None)
             self.const.pop(s, None)
 
+    def write_back(self, slots):
+        """Store the locals of ``slots`` into the cpu array (on a way out);
+        EFLAGS with its lazy ZF SF PF folded in."""
+        for slot in slots:
+            if slot >= L.CPU_SLOTS:
+                continue
+            v = self.op(f"load i64, i64* {self.local(slot)}")
+            if slot == L.EFLAGS and ZSP_LAZY in self.used:
+                zsp = self.op(f"load i64, i64* {self.local(ZSP_VALUE)}")
+                full = self.op(f"call i64 @zsp(i64 {v}, i64 {zsp})")
+                lazy = self.cmp("ne", self.op(f"load i64, i64* {self.local(ZSP_LAZY)}"), 0)
+                v = self.select(lazy, full, v)
+            self.emit(f"store i64 {v}, i64* {self.cpu_slot(slot)}{CPU_TBAA}")
+
     # --- control -----------------------------------------------------------------------
     def bail_if(self, cond, k):
         """Leave the block before instruction k when ``cond`` holds."""
+        written = tuple(self.written)
+        if self.exit_written.setdefault(k, written) != written:
+            raise AssertionError(f"instruction {k} of {self.name} bails out after a store")
         go = self.new_label("ok")
         self.emit(f"br i1 {cond}, label %{self.exit_label(k)}, label %{go}")
         self.label(go)
@@ -227,6 +269,14 @@ class _Writer:
         return self.exits[k]
 
 
+# locals of a block that are not cpu slots: after a shift, ZF SF PF are
+# left as the sign-extended result (ZSP_VALUE, ZSP_LAZY = 1) and folded into
+# EFLAGS only where it is read or written back, so a loop whose flags the
+# next shift replaces does not compute them
+ZSP_VALUE = L.CPU_SLOTS
+ZSP_LAZY = L.CPU_SLOTS + 1
+
+
 def _mask(size):
     return (1 << (size * 8)) - 1
 
@@ -234,9 +284,16 @@ def _mask(size):
 class _Compiler:
     """Writes the IR of one block (see the module's docstring)."""
 
-    def __init__(self, insns, name):
+    def __init__(self, insns, name, env):
         self.insns = insns
         self.w = _Writer(name)
+        # the entry conditions the block is made for (the fast tier calls it
+        # only under them)
+        self.paging = bool(env & BLOCK_ENV_PAGING)
+        self.user = bool(env & BLOCK_ENV_USER)
+        self.supervisor_nowp = not env & (BLOCK_ENV_USER | BLOCK_ENV_WP)
+        self.policy = L.UNDEF_AMD if env & BLOCK_ENV_AMD else \
+            L.UNDEF_ZERO if env & BLOCK_ENV_ZERO else L.UNDEF_INTEL
 
     # --- registers (operands.get_reg / set_reg) ---------------------------------------
     def get_reg(self, r, size):
@@ -268,29 +325,20 @@ class _Compiler:
         would leave it to the generic path."""
         w = self.w
         w.bail_if(w.cmp("ugt", w.bin("add", w.bin("and", lin, PAGE_MASK), size), 0x1000), k)
-        paged, flat, join = w.new_label("paged"), w.new_label("flat"), w.new_label("join")
-        w.emit(f"br i1 %paging, label %{paged}, label %{flat}")
-        w.label(paged)
-        vpn = w.bin("lshr", lin, PAGE_SHIFT)
-        slot = w.bin("mul", w.bin("and", vpn, "%tlb_mask"), "%tlb_cols")
-        tag = self.load_at("%tlb", w.bin("add", slot, TLB_TAG))
-        w.bail_if(w.cmp("ne", tag, w.bin("add", vpn, 1)), k)
-        e = self.load_at("%tlb", w.bin("add", slot, TLB_VALUE))
-        bad = w.op(f"and i1 %user, {w.cmp('eq', w.bin('and', e, T_USER), 0)}")
-        if write:
-            dirty = w.cmp("ne", w.bin("and", e, T_DIRTY), 0)
-            writable = w.cmp("ne", w.bin("and", e, T_WRITE), 0)
-            allowed = w.op(f"and i1 {dirty}, {w.op(f'or i1 {writable}, %supervisor_nowp')}")
-            bad = w.op(f"or i1 {bad}, {w.op(f'xor i1 {allowed}, true')}")
-        w.bail_if(bad, k)
-        paged_pa = w.bin("or", w.bin("and", e, _i64(~PAGE_MASK)), w.bin("and", lin, PAGE_MASK))
-        paged_end = w.label_now
-        w.emit(f"br label %{join}")
-        w.label(flat)
-        flat_pa = w.bin("and", lin, "%a20")
-        w.emit(f"br label %{join}")
-        w.label(join)
-        pa = w.op(f"phi i64 [ {paged_pa}, %{paged_end} ], [ {flat_pa}, %{flat} ]")
+        if self.paging:
+            vpn = w.bin("lshr", lin, PAGE_SHIFT)
+            slot = w.bin("mul", w.bin("and", vpn, "%tlb_mask"), "%tlb_cols")
+            tag = self.load_at("%tlb", w.bin("add", slot, TLB_TAG))
+            w.bail_if(w.cmp("ne", tag, w.bin("add", vpn, 1)), k)
+            e = self.load_at("%tlb", w.bin("add", slot, TLB_VALUE))
+            need = (T_USER if self.user else 0) | (T_DIRTY if write else 0)
+            if write and not self.supervisor_nowp:
+                need |= T_WRITE
+            if need:
+                w.bail_if(w.cmp("ne", w.bin("and", e, need), need), k)
+            pa = w.bin("or", w.bin("and", e, _i64(~PAGE_MASK)), w.bin("and", lin, PAGE_MASK))
+        else:
+            pa = w.bin("and", lin, "%a20")
         outside = w.op(f"or i1 {w.cmp('slt', pa, 0)}, {w.cmp('sgt', w.bin('add', pa, size), '%mem_size')}")
         w.bail_if(outside, k)
         if write:
@@ -344,7 +392,7 @@ class _Compiler:
             return w.bin("and", w.bin("ashr", w.load_cpu(L.LF_R), size * 8), 1)
         if op == LF_LOGIC:
             return "0"
-        eflags_cf = w.bin("and", w.load_cpu(L.EFLAGS), L.FLAG_CF)
+        eflags_cf = w.bin("and", w.load_cpu(L.EFLAGS), L.FLAG_CF)     # CF is never in ZSP
         if op is not None:
             return eflags_cf
         op = w.load_cpu(L.LF_OP)
@@ -364,10 +412,25 @@ class _Compiler:
         back, the record dropped), as an i64."""
         w = self.w
         if w.const.get(L.LF_OP) != LF_NONE:
-            w.emit("call void @materialise(i64* %cpu)")
-            w.forget(L.EFLAGS, L.LF_OP)
-            w.const[L.LF_OP] = LF_NONE
-        return w.bin("or", w.load_cpu(L.EFLAGS), L.FLAG_RESERVED1)
+            record = ", ".join("i64 " + w.load_cpu(slot)
+                               for slot in (L.LF_OP, L.LF_A, L.LF_B, L.LF_R, L.LF_SIZE))
+            w.store_cpu(L.EFLAGS, w.op(f"call i64 @materialise({record}, i64 {self.eflags()})"))
+            w.set_const(ZSP_LAZY, 0)
+            w.set_const(L.LF_OP, LF_NONE)
+        return w.bin("or", self.eflags(), L.FLAG_RESERVED1)
+
+    def eflags(self):
+        """The EFLAGS slot as the cpu array would hold it: its local, with ZF
+        SF PF from ZSP_VALUE when ZSP_LAZY."""
+        w = self.w
+        lazy = w.const.get(ZSP_LAZY)
+        base = w.load_cpu(L.EFLAGS)
+        if lazy == 0:
+            return base
+        full = w.op(f"call i64 @zsp(i64 {base}, i64 {w.load_cpu(ZSP_VALUE)})")
+        if lazy == 1:
+            return full
+        return w.select(w.cmp("ne", w.load_cpu(ZSP_LAZY), 0), full, base)
 
     def condition(self, cc):
         """fastpath.branch_taken (flags.condition): an i1."""
@@ -376,7 +439,7 @@ class _Compiler:
         if c in (1, 2, 3, 4):
             op = w.const.get(L.LF_OP)
             size = w.const.get(L.LF_SIZE)
-            eflags = w.load_cpu(L.EFLAGS)
+            eflags = self.eflags()
             from_eflags = {1: L.FLAG_CF, 2: L.FLAG_ZF, 3: L.FLAG_CF | L.FLAG_ZF, 4: L.FLAG_SF}[c]
             plain = w.cmp("ne", w.bin("and", eflags, from_eflags), 0)
             if op == LF_NONE:
@@ -414,27 +477,43 @@ class _Compiler:
         return t
 
     def pick_undefined(self, intel, amd):
-        w = self.w
-        policy = w.load_cpu(L.UNDEFINED_FLAGS)
-        return w.select(w.cmp("eq", policy, L.UNDEF_INTEL), intel,
-                        w.select(w.cmp("eq", policy, L.UNDEF_AMD), amd, 0))
+        """flags.pick_undefined, for the policy the block is made for."""
+        return {L.UNDEF_INTEL: intel, L.UNDEF_AMD: amd}.get(self.policy, "0")
 
     def result_flags(self, r, size, cf, of, af):
         """flags.set_result_flags over every arithmetic flag: the record is
         dropped unread (flags.set_flag_bits)."""
         w = self.w
-        bits = size * 8
-        res = w.bin("and", r, _mask(size))
-        zf = w.select(w.cmp("eq", res, 0), L.FLAG_ZF, 0)
-        sf = w.bin("shl", w.bin("and", w.bin("ashr", res, bits - 1), 1), 7)
-        pf = w.bin("shl", w.op(f"call i64 @parity(i64 {res})"), 2)
-        f = w.bin("or", w.bin("or", zf, sf), pf)
-        f = w.bin("or", f, cf)                              # FLAG_CF is bit 0
-        f = w.bin("or", f, w.bin("shl", of, 11))
+        t = f"i{size * 8}"
+        # ZF SF PF stay the result, sign-extended, until something reads them
+        w.store_cpu(ZSP_VALUE, w.op(f"sext {t} {w.op(f'trunc i64 {r} to {t}')} to i64"))
+        w.set_const(ZSP_LAZY, 1)
+        f = w.bin("or", cf, w.bin("shl", of, 11))            # FLAG_CF is bit 0
         f = w.bin("or", f, w.bin("shl", af, 4))
         w.set_const(L.LF_OP, LF_NONE)
         old = w.bin("or", w.load_cpu(L.EFLAGS), L.FLAG_RESERVED1)
         w.store_cpu(L.EFLAGS, w.bin("or", w.bin("and", old, _i64(~FLAGS_ARITH)), f))
+
+    def signed(self, v, size):
+        """muldiv.signed: the low ``size`` bytes of v, sign-extended."""
+        t = f"i{size * 8}"
+        return self.w.op(f"sext {t} {self.w.op(f'trunc i64 {v} to {t}')} to i64")
+
+    def mul_flags(self, lo, size, overflow):
+        """muldiv.mul_flags: CF = OF = overflow; SF ZF AF PF as the policy
+        the block is made for (Intel: SF PF from the low half, ZF AF clear;
+        AMD: as they were); the record is dropped (flags.set_flag_bits)."""
+        w = self.w
+        f = w.select(overflow, L.FLAG_CF | L.FLAG_OF, 0)
+        if self.policy == L.UNDEF_INTEL:
+            f = w.bin("or", f, w.bin("shl", w.bin("and", w.bin("ashr", lo, size * 8 - 1), 1), 7))
+            f = w.bin("or", f, w.bin("shl", w.op(f"call i64 @parity(i64 {lo})"), 2))
+        elif self.policy == L.UNDEF_AMD:
+            f = w.bin("or", f, w.bin("and", self.materialise(), MUL_UNDEFINED))
+        w.set_const(L.LF_OP, LF_NONE)
+        old = w.bin("or", w.load_cpu(L.EFLAGS), L.FLAG_RESERVED1)     # materialised when read above
+        w.store_cpu(L.EFLAGS, w.bin("or", w.bin("and", old, _i64(~FLAGS_ARITH)), f))
+        w.set_const(ZSP_LAZY, 0)
 
     def shift(self, kind, x, count, size):
         """shift.shl / shr / sar by a constant count (1-31)."""
@@ -481,11 +560,6 @@ class _Compiler:
             ea = w.bin("add", ea, w.bin("shl", w.load_cpu(insn.index), insn.scale))
         return w.bin("and", ea, 0xFFFFFFFF)
 
-    def segment_ok(self, seg, writable, k):
-        w = self.w
-        bit = (BLOCK_ENV_WRITABLE if writable else BLOCK_ENV_READABLE) << seg
-        w.bail_if(w.cmp("eq", w.bin("and", "%env", bit), 0), k)
-
     def instruction(self, k, insn):
         """The IR of instruction k; returns its target EIP (an IR value)."""
         w = self.w
@@ -498,12 +572,8 @@ class _Compiler:
             w.bail_if(w.cmp("sgt", w.bin("add", ea, size - 1), 0xFFFFFFFF), k)
             if op == F.F_LEA:
                 mpa = "0"
-            elif insn.flags & F.FAST_MEM_WRITE:
-                self.segment_ok(insn.seg, True, k)
-                mpa = self.physical(ea, size, True, k)
             else:
-                self.segment_ok(insn.seg, False, k)
-                mpa = self.physical(ea, size, False, k)
+                mpa = self.physical(ea, size, bool(insn.flags & F.FAST_MEM_WRITE), k)
 
         def source(code, size):
             if code < 8:
@@ -547,6 +617,17 @@ class _Compiler:
             count = (1 if b == F.OPD_ONE else insn.imm & _mask(s1)) & 0x1F
             r = x if count == 0 else self.shift(insn.shift, x, count, s0)
             put(a, s0, r)
+        elif op == F.F_IMUL:
+            if insn.flags & F.FAST_IMM3:
+                x = source(b, s1)
+                y = _i64(insn.imm & _mask((insn.flags >> 24) & 0xF))
+            else:
+                x = self.get_reg(a, s0)
+                y = source(b, s1)
+            p = w.bin("mul", self.signed(x, s0), self.signed(y, s0))
+            lo = w.bin("and", p, _mask(s0))
+            self.set_reg(a, s0, lo)
+            self.mul_flags(lo, s0, w.cmp("ne", p, self.signed(lo, s0)))
         elif op == F.F_LEA:
             self.set_reg(a, 4, ea)
         elif op == F.F_JCC:
@@ -559,7 +640,6 @@ class _Compiler:
         elif op == F.F_NOP:
             pass
         else:
-            w.bail_if(w.op("xor i1 %stack_ok, true"), k)
             if op in (F.F_PUSH, F.F_CALL, F.F_CALLI):
                 sp = w.bin("and", w.bin("sub", w.load_cpu(L.ESP), 4), 0xFFFFFFFF)
                 spa = self.physical(sp, 4, True, k)
@@ -618,23 +698,29 @@ class _Compiler:
         w.label("again")
         w.emit("br label %top")
         w.label("out")
-        w.emit("ret i64 %done.next")
+        # every way out writes back the locals stored before it (in a block
+        # that loops, all of them: an earlier pass stored them)
+        w.write_back(w.written)
+        w.emit(f"ret i64 %done.next")
+        looping = self.loops()
         for k, name in sorted(w.exits.items()):
             w.label(name)
+            w.write_back(w.written if looping else w.exit_written[k])
             if k > 0:
                 w.emit(f"store i64 {self.insns[k].eip}, i64* {w.cpu_slot(L.NEXT_EIP)}{CPU_TBAA}")
                 w.emit(f"store i64 {self.insns[k - 1].eip}, i64* {w.cpu_slot(L.INSN_EIP)}{CPU_TBAA}")
             w.emit(f"ret i64 {w.bin('add', '%done', k)}")
-        return _function_text(w.name, w.lines)
+        return _function_text(w.name, w.lines, sorted(w.used))
 
 
 def _descriptor(field, word):
     return 8 * (OFFSETS[field] + word)
 
 
-def _function_text(name, body):
+def _function_text(name, body, slots):
     """The block's function: its prologue loads what the IR needs from the
-    Guest's array descriptors (emu/core/guest.py) and from the entry word."""
+    Guest's array descriptors (emu/core/guest.py), and the cpu slots it uses
+    into locals."""
     head = [f"define i64 @{name}(i8* %g, i64 %env, i64 %left) {{", "entry:"]
 
     def field(var, arr, word, typ):
@@ -658,22 +744,21 @@ def _function_text(name, body):
         f"  %rom.p = getelementptr i64, i64* %dev, i64 {ROM_LOCKED}",
         "  %rom = load i64, i64* %rom.p",
         "  %rom_locked = icmp ne i64 %rom, 0",
-        f"  %paging.b = and i64 %env, {BLOCK_ENV_PAGING}",
-        "  %paging = icmp ne i64 %paging.b, 0",
-        f"  %user.b = and i64 %env, {BLOCK_ENV_USER}",
-        "  %user = icmp ne i64 %user.b, 0",
-        f"  %nowp.b = and i64 %env, {BLOCK_ENV_USER | BLOCK_ENV_WP}",
-        "  %supervisor_nowp = icmp eq i64 %nowp.b, 0",
-        f"  %stack.b = and i64 %env, {BLOCK_ENV_STACK}",
-        "  %stack_ok = icmp ne i64 %stack.b, 0",
     ]
+    for slot in slots:
+        if slot >= L.CPU_SLOTS:          # a local of the block's own (ZSP_*): starts at 0
+            head += [f"  %s{slot} = alloca i64", f"  store i64 0, i64* %s{slot}"]
+            continue
+        head += [f"  %s{slot} = alloca i64",
+                 f"  %s{slot}.p = getelementptr i64, i64* %cpu, i64 {slot}",
+                 f"  %s{slot}.0 = load i64, i64* %s{slot}.p{CPU_TBAA}",
+                 f"  store i64 %s{slot}.0, i64* %s{slot}"]
     return "\n".join(head + body + ["}", ""])
 
 
 def _helpers():
     """IR functions the blocks call (inlined by LLVM): parity, and
     flags.get_eflags."""
-    lf = {n: getattr(L, n) for n in ("LF_OP", "LF_A", "LF_B", "LF_R", "LF_SIZE", "EFLAGS")}
     keep = _i64(~FLAGS_ARITH)
     keep_cf = _i64(~FLAGS_ARITH | L.FLAG_CF)
     return f"""
@@ -690,21 +775,20 @@ define internal i64 @parity(i64 %v) alwaysinline {{
   ret i64 %r
 }}
 
-define internal void @materialise(i64* %cpu) alwaysinline {{
-entry:
-  %opp = getelementptr i64, i64* %cpu, i64 {lf['LF_OP']}
-  %op = load i64, i64* %opp
-  %none = icmp eq i64 %op, {LF_NONE}
-  br i1 %none, label %done, label %lazy
-lazy:
-  %ap = getelementptr i64, i64* %cpu, i64 {lf['LF_A']}
-  %a = load i64, i64* %ap
-  %bp = getelementptr i64, i64* %cpu, i64 {lf['LF_B']}
-  %b = load i64, i64* %bp
-  %rp = getelementptr i64, i64* %cpu, i64 {lf['LF_R']}
-  %r = load i64, i64* %rp
-  %sp = getelementptr i64, i64* %cpu, i64 {lf['LF_SIZE']}
-  %size = load i64, i64* %sp
+define internal i64 @zsp(i64 %base, i64 %v) alwaysinline {{
+  %z = icmp eq i64 %v, 0
+  %zf = select i1 %z, i64 {L.FLAG_ZF}, i64 0
+  %s = icmp slt i64 %v, 0
+  %sf = select i1 %s, i64 {L.FLAG_SF}, i64 0
+  %p = call i64 @parity(i64 %v)
+  %pf = shl i64 %p, 2
+  %a = or i64 %base, %zf
+  %b = or i64 %a, %sf
+  %c = or i64 %b, %pf
+  ret i64 %c
+}}
+
+define internal i64 @materialise(i64 %op, i64 %a, i64 %b, i64 %r, i64 %size, i64 %e) alwaysinline {{
   %bits = shl i64 %size, 3
   %one = shl i64 1, %bits
   %mask = sub i64 %one, 1
@@ -722,21 +806,20 @@ lazy:
   %x0 = xor i64 %a, %b
   %x1 = xor i64 %x0, %r
   %af = and i64 %x1, 16
-  %isadd0 = icmp eq i64 %op, {LF_ADD}
-  %isadd1 = icmp eq i64 %op, {LF_INC}
-  %isadd = or i1 %isadd0, %isadd1
+  %isadd = icmp eq i64 %op, {LF_ADD}
+  %isinc = icmp eq i64 %op, {LF_INC}
+  %addlike = or i1 %isadd, %isinc
   %ar = xor i64 %a, %r
   %br = xor i64 %b, %r
   %oa0 = and i64 %ar, %br
   %ab = xor i64 %a, %b
   %os0 = and i64 %ab, %ar
-  %o0 = select i1 %isadd, i64 %oa0, i64 %os0
+  %o0 = select i1 %addlike, i64 %oa0, i64 %os0
   %o1 = ashr i64 %o0, %bm1
   %o2 = and i64 %o1, 1
   %of = shl i64 %o2, 11
-  %iscf0 = icmp eq i64 %op, {LF_ADD}
-  %iscf1 = icmp eq i64 %op, {LF_SUB}
-  %iscf = or i1 %iscf0, %iscf1
+  %issub = icmp eq i64 %op, {LF_SUB}
+  %iscf = or i1 %isadd, %issub
   %c0 = ashr i64 %r, %bits
   %c1 = and i64 %c0, 1
   %cf = select i1 %iscf, i64 %c1, i64 0
@@ -745,97 +828,200 @@ lazy:
   %arith = or i64 %f2, %cf
   %logic = icmp eq i64 %op, {LF_LOGIC}
   %flags = select i1 %logic, i64 %base, i64 %arith
-  %kc0 = icmp eq i64 %op, {LF_INC}
-  %kc1 = icmp eq i64 %op, {LF_DEC}
-  %kc = or i1 %kc0, %kc1
+  %isdec = icmp eq i64 %op, {LF_DEC}
+  %kc = or i1 %isinc, %isdec
   %keep = select i1 %kc, i64 {keep_cf}, i64 {keep}
-  %ep = getelementptr i64, i64* %cpu, i64 {lf['EFLAGS']}
-  %e = load i64, i64* %ep
   %e1 = and i64 %e, %keep
   %e2 = or i64 %e1, %flags
-  store i64 %e2, i64* %ep
-  store i64 {LF_NONE}, i64* %opp
-  br label %done
-done:
-  ret void
+  %none = icmp eq i64 %op, {LF_NONE}
+  %out = select i1 %none, i64 %e, i64 %e2
+  ret i64 %out
 }}
 """ + _TBAA
 
 
 class _Engine:
-    """llvmlite's MCJIT, one for the process: blocks are added as modules
-    and never removed (rows hold their addresses)."""
+    """llvmlite's MCJIT, one for the process, used by the compile thread
+    only: blocks are added as modules and never removed (rows hold their
+    addresses)."""
 
     def __init__(self):
         import llvmlite.binding as llvm
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
         self.llvm = llvm
+        self.context = llvm.create_context()
         target = llvm.Target.from_default_triple()
         self.machine = target.create_target_machine(opt=2, codemodel="jitdefault")
-        self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), self.machine)
+        self.engine = llvm.create_mcjit_compiler(self.parse(""), self.machine)
+
+    def parse(self, text):
+        return self.llvm.parse_assembly(text, context=self.context)
+
+    def optimised(self, text):
+        """The module of ``text`` (with the helpers) after LLVM's -O2."""
+        module = self.parse(_helpers() + text)
+        module.verify()
+        options = self.llvm.create_pipeline_tuning_options(speed_level=2)
+        builder = self.llvm.create_pass_builder(self.machine, options)
+        builder.getModulePassManager().run(module, builder)
+        return module
 
     def compile(self, name, text):
-        llvm = self.llvm
-        module = llvm.parse_assembly(_helpers() + text)
-        module.verify()
-        options = llvm.create_pipeline_tuning_options(speed_level=2)
-        builder = llvm.create_pass_builder(self.machine, options)
-        builder.getModulePassManager().run(module, builder)
-        self.engine.add_module(module)
+        self.engine.add_module(self.optimised(text))
         self.engine.finalize_object()
         return self.engine.get_function_address(name)
 
 
+BACKGROUND = True       # compile on a thread of its own (False: the run waits for each block)
+INSTALL_SLICE = 1 << 20     # while blocks compile, Machine.run stops this often to put them in
+
+
+class _Job:
+    """A block to compile: the compile thread sets ``address`` (0 when it
+    could not) and ``error``, then ``done``."""
+
+    def __init__(self, key, insns, env):
+        self.key, self.insns, self.env = key, insns, env
+        self.address = 0
+        self.error = None
+        self.done = threading.Event()
+
+
 _lock = threading.Lock()
-_engine = None
-_compiled = {}          # (eip, decoded fields ...) -> address
-stats = {"compiled": 0, "reused": 0, "refused": 0, "seconds": 0.0}
+_compiled = {}          # (eip, env, decoded fields ...) -> address (0: could not)
+_jobs = {}              # key -> _Job not finished
+_queue = queue.SimpleQueue()
+_thread = None
+stats = {"compiled": 0, "reused": 0, "refused": 0, "seconds": 0.0, "errors": []}
 
 
-def block_ir(insns, name="block"):
-    """The LLVM IR of a block (a module without the helpers): for reading
-    and for tests."""
-    return _Compiler(insns, name).source_text()
+def block_ir(insns, env, name="block"):
+    """The LLVM IR of a block made for the entry conditions ``env`` (a
+    module without the helpers): for reading and for tests."""
+    return _Compiler(insns, name, env).source_text()
 
 
-def _address_of(insns):
-    global _engine
-    key = (insns[0].eip,) + tuple(i.key for i in insns)
-    with _lock:
-        address = _compiled.get(key)
-        if address is not None:
-            stats["reused"] += 1
-            return address
-        if len(_compiled) >= MAX_BLOCKS:
-            return 0
+def _compile_forever():
+    """The compile thread: LLVM work of ours happens only here, in an LLVM
+    context of its own (numba compiles in the global one on other threads),
+    and llvmlite lets the GIL go while LLVM works, so guests keep running."""
+    engine = _Engine()
+    while True:
+        job = _queue.get()
         start = time.perf_counter()
-        if _engine is None:
-            _engine = _Engine()
-        name = f"visor86_block_{len(_compiled)}"
-        address = _engine.compile(name, block_ir(insns, name))
-        _compiled[key] = address
-        stats["compiled"] += 1
-        stats["seconds"] += time.perf_counter() - start
-        return address
+        try:
+            name = f"visor86_block_{stats['compiled']}"
+            job.address = engine.compile(name, block_ir(job.insns, job.env, name))
+        except Exception as error:      # a bug of ours: the guest goes on without the block
+            job.error = error
+            stats["errors"].append(f"{error!r} (block at {job.insns[0].eip:#x})")
+        with _lock:
+            _compiled[job.key] = job.address
+            del _jobs[job.key]
+            if job.address:
+                stats["compiled"] += 1
+            stats["seconds"] += time.perf_counter() - start
+        job.done.set()
 
 
-def serve_request(state):
-    """Compile the block the fast tier asked for (JIT_REQUEST) and put it in
-    its leader's row; a leader with no block to make is not asked for
-    again."""
+def _submit(key, insns, env):
+    """The job compiling ``key`` (a running one if there is one)."""
+    global _thread
+    with _lock:
+        job = _jobs.get(key)
+        if job is None:
+            job = _jobs[key] = _Job(key, insns, env)
+            if _thread is None:
+                _thread = threading.Thread(target=_compile_forever, name="visor86-blocks", daemon=True)
+                _thread.start()
+            _queue.put(job)
+    return job
+
+
+def _key(insns, env):
+    return (insns[0].eip, env) + tuple(i.key for i in insns)
+
+
+def _install(ic, idx, eip, env, insns, address):
+    ic[idx, L.D_HEAT] = 0
+    if not address:
+        stats["refused"] += 1
+        ic[idx, L.D_HEAT] = L.BLOCK_NEVER
+        return
+    ic[idx, L.D_BLOCK_KEY] = eip | (len(insns) << L.BLOCK_KEY_LENGTH) | (env << L.BLOCK_KEY_ENV)
+    ic[idx, L.D_BLOCK] = address
+
+
+def serve_request(state, pending):
+    """The fast tier asked for a block (JIT_REQUEST): put it in its leader's
+    row when it is compiled already, else have it compiled (in the
+    background: its row waits in ``pending`` for install_ready; or here,
+    when BACKGROUND is off).  A leader with no block to make is not asked
+    for again."""
     cpu, ic, pm = state.cpu, state.ic, state.pm
     request = int(cpu[L.JIT_REQUEST])
+    env = int(cpu[L.JIT_REQUEST_ENV])
     cpu[L.JIT_REQUEST] = 0
     idx = (request & 0xFFFF) - 1
     eip = request >> 16
     if not 0 <= idx < L.IC_ENTRIES:
         return
-    insns = read_block(ic, pm, idx, eip)
-    address = _address_of(insns) if insns else 0
-    if not address:
-        stats["refused"] += 1
-        ic[idx, L.D_HEAT] = L.BLOCK_NEVER
+    insns = read_block(ic, pm, idx, eip, env)
+    if not insns:
+        _install(ic, idx, eip, env, insns, 0)
         return
-    ic[idx, L.D_BLOCK_KEY] = eip | (len(insns) << 32)
-    ic[idx, L.D_BLOCK] = address
+    key = _key(insns, env)
+    with _lock:
+        address = _compiled.get(key)
+        full = len(_compiled) + len(_jobs) >= MAX_BLOCKS
+    if address is None and not full:
+        job = _submit(key, insns, env)
+        if BACKGROUND:
+            ic[idx, L.D_HEAT] = L.BLOCK_PENDING
+            pending.append((idx, eip, env, key))
+            return
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        address = job.address
+    elif address is not None:
+        stats["reused"] += 1
+    _install(ic, idx, eip, env, insns, address or 0)
+
+
+def install_ready(state, pending):
+    """Put the blocks of ``pending`` the compile thread has finished in
+    their rows, when the row still holds the instructions they were made
+    from (else they wait for the row to get hot again); returns whether
+    some are still compiling."""
+    ic, pm = state.ic, state.pm
+    waiting = []
+    for entry in pending:
+        idx, eip, env, key = entry
+        with _lock:
+            address = _compiled.get(key)
+        if address is None:
+            waiting.append(entry)
+            continue
+        if int(ic[idx, L.D_HEAT]) != L.BLOCK_PENDING:
+            continue            # decoded again since: the row starts over
+        insns = read_block(ic, pm, idx, eip, env)
+        if insns and _key(insns, env) == key:
+            _install(ic, idx, eip, env, insns, address)
+        else:
+            ic[idx, L.D_HEAT] = 0
+    pending[:] = waiting
+    return bool(waiting)
+
+
+def wait_for_compiles():
+    """Wait until the compile thread has nothing left (for tests and
+    benchmarks that want blocks in place)."""
+    while True:
+        with _lock:
+            jobs = list(_jobs.values())
+        if not jobs:
+            return
+        for job in jobs:
+            job.done.wait()

@@ -7,6 +7,8 @@ import pathlib
 import numpy as np
 
 from emu.core import layout as L
+from emu.blocks import serve_request as _serve_request, install_ready as _install_ready, \
+    INSTALL_SLICE as _INSTALL_SLICE
 from emu.core.memory import PM_CODE, PM_DIRTY, PM_GEN_ONE
 from emu.cpu_view import CpuView
 from emu.memory_view import MemoryView
@@ -224,6 +226,7 @@ class Machine:
         from devices.host.screen import TextScreen
         self.screen = TextScreen(self)
         self._state.cpu[L.JIT_THRESHOLD] = L.JIT_DEFAULT_THRESHOLD
+        self._blocks_pending = []      # blocks compiling for this guest (emu/blocks.py)
         self.reset()
         self.deliver_exceptions = deliver_exceptions
 
@@ -548,10 +551,16 @@ class Machine:
             if host:
                 chunk = min(chunk, HOST_CLOCK_SLICE)
                 board.follow_host_clock()
+            pending = self._blocks_pending
+            if pending:
+                # blocks compile in the background: stop now and then to put them in
+                chunk = min(chunk, _INSTALL_SLICE)
             before = c.item(_ICOUNT)
             reason = core_run(state, chunk, first)
             first = False
             board.drain()
+            if pending:
+                _install_ready(state, pending)
             retired = c.item(_ICOUNT) - before
             if remaining is not None:
                 # count attempts like the loop does: retired instructions bound it below.  An
@@ -565,12 +574,11 @@ class Machine:
             name = _EXIT_NAMES[reason]
             counts[name] = counts.get(name, 0) + 1
             if reason == _EXIT_COMPILE:
-                from emu.blocks import serve_request
-                serve_request(state)     # a block got hot: compile it (emu/blocks.py) and go on
+                _serve_request(state, self._blocks_pending)   # a block got hot (emu/blocks.py)
                 c[L.EXIT_REASON] = _EXIT_BUDGET     # as the loop leaves it when the budget ends here
                 continue
             if reason == _EXIT_BUDGET:
-                if remaining:
+                if remaining is None or remaining:      # None: a slice of an endless run
                     continue
                 return Exit(name, c.item(_ICOUNT) - start)
             if reason == _EXIT_IO and self._serve_io():
@@ -739,7 +747,9 @@ class Machine:
         pages written since (fast resets for fuzzing)."""
         s = self._state
         self.board.drain()
-        snap = Snapshot(s.cpu.copy(), s.mem.copy(), s.pm.copy(), s.dev.copy())
+        cpu = s.cpu.copy()
+        cpu[list(L.JIT_BOOKKEEPING)] = 0        # host-timed (layout.py)
+        snap = Snapshot(cpu, s.mem.copy(), s.pm.copy(), s.dev.copy())
         s.pm[:] &= ~PM_DIRTY
         self._dirty_base = snap
         return snap

@@ -64,10 +64,13 @@ def save(machine, path):
         "pages": [int(p) for p in used],
     }
     blob = json.dumps(header, sort_keys=True).encode()
+    from emu.core.layout import JIT_BOOKKEEPING
+    cpu = s.cpu.copy()
+    cpu[list(JIT_BOOKKEEPING)] = 0              # host-timed (emu/core/layout.py)
     h = hashlib.sha256()
     tmp = f"{os.fspath(path)}.tmp"
     with open(tmp, "wb") as f:
-        for part in (MAGIC, struct.pack("<II", VERSION, len(blob)), blob, s.cpu.tobytes(),
+        for part in (MAGIC, struct.pack("<II", VERSION, len(blob)), blob, cpu.tobytes(),
                      s.dev.tobytes(), pages[used].tobytes()):
             h.update(part)
             f.write(part)

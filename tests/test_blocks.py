@@ -15,7 +15,17 @@ from hypothesis import given, settings, strategies as st, HealthCheck
 
 from emu import Machine, blocks
 from emu.core import layout as L
+from emu.core.blockcall import BLOCK_ENV_PAGING
 from tests.test_fastpath import twin_machines, program, CODE, DATA, MEMORY, JIT_SLOTS, BLOCK_COLUMNS
+
+
+@pytest.fixture(autouse=True, scope="module")
+def compile_in_the_run():
+    """Blocks compile while the run waits, so every test knows when they
+    are in (test_background_compile_* covers the compile thread)."""
+    blocks.BACKGROUND = False
+    yield
+    blocks.BACKGROUND = True
 
 
 def assert_same_state(jit, plain, where):
@@ -32,11 +42,12 @@ def assert_same_state(jit, plain, where):
                                  f"{x.reshape(-1)[diff].tolist()} interpreted {y.reshape(-1)[diff].tolist()}")
 
 
-def run_passes(seed, paging, chunks, passes=3):
+def run_passes(seed, paging, chunks, passes=3, policy="intel"):
     jit, plain = twin_machines(seed, paging)
     jit._state.cpu[L.JIT_THRESHOLD] = 1
     plain.fast_path = True          # twin_machines makes a fast and a generic one
     plain.jit = False
+    jit.undefined_flags = plain.undefined_flags = policy
     code = program(seed, 60)
     for m in (jit, plain):
         m.memory.write(CODE, code)
@@ -64,6 +75,14 @@ def test_random_programs_under_paging_leave_the_same_state_with_blocks(seed, chu
     run_passes(seed, True, chunks)
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2 ** 32 - 1), paging=st.booleans(), policy=st.sampled_from(["amd", "zero"]))
+def test_random_programs_leave_the_same_state_under_every_undefined_flags_policy(seed, paging, policy):
+    """A block is made for the policy in force (SHL/SHR/SAR's undefined OF
+    and AF, flags.pick_undefined)."""
+    run_passes(seed, paging, [25, 7, 60], policy=policy)
+
+
 def test_blocks_run_most_of_the_random_programs():
     """The comparison above is not vacuous: across seeds, the later passes
     run instructions in blocks."""
@@ -72,15 +91,15 @@ def test_blocks_run_most_of_the_random_programs():
     assert retired > 200
 
 
-def loop_machine(jit, count=5000):
+def loop_machine(jit, count=5000, at=CODE):
     """The issue's loop: ADD, XOR, MOV to memory, ADD from memory, DEC, JNZ."""
     code = bytes([0xB9]) + count.to_bytes(4, "little") + bytes(
         [0xBB, 0, 0x30, 0, 0, 0x01, 0xC8, 0x31, 0xC2, 0x89, 0x53, 0x04, 0x03, 0x73, 0x04, 0x49, 0x75,
          0xF3, 0xF4])
     m = Machine.flat32(memory_size=MEMORY)
     m.jit = jit
-    m.memory.write(CODE, code)
-    m.cpu.eip = CODE
+    m.memory.write(at, code)
+    m.cpu.eip = at
     return m
 
 
@@ -152,11 +171,18 @@ def test_block_ir_checks_every_guest_index():
     idx = [i for i in range(L.IC_ENTRIES) if m._state.ic[i, L.D_BLOCK] != 0]
     assert idx
     key = int(m._state.ic[idx[0], L.D_BLOCK_KEY])
-    insns = blocks.read_block(m._state.ic, m._state.pm, idx[0], key & 0xFFFFFFFF)
-    text = blocks.block_ir(insns)
-    assert "%mem_size" in text and "%pm_size" in text and "%tlb_mask" in text
-    # the memory operand's access follows its bound check
-    assert text.index("%mem_size") < text.index("getelementptr i8, i8* %mem")
+    env = key >> L.BLOCK_KEY_ENV
+    insns = blocks.read_block(m._state.ic, m._state.pm, idx[0], key & 0xFFFFFFFF, env)
+    for paging in (0, BLOCK_ENV_PAGING):
+        body = blocks.block_ir(insns, env | paging).split("\n")
+        body = "\n".join(line for line in body if "%s" not in line.split("=")[0])   # past the prologue
+        body = body[body.index("top:"):]
+        # the memory operand's access follows its bound check; the page map's too
+        assert "%mem_size" in body and body.index("%mem_size") < body.index("getelementptr i8, i8* %mem")
+        assert body.index("%pm_size") < body.index("getelementptr i64, i64* %pm")
+        if paging:
+            # the TLB index is masked before the TLB is read
+            assert body.index("%tlb_mask") < body.index("getelementptr i64, i64* %tlb")
 
 
 def test_jit_switch_and_reset():
@@ -168,3 +194,58 @@ def test_jit_switch_and_reset():
     assert not m.jit, "the switch is a setting of the machine, kept by reset"
     m.jit = True
     assert int(m._state.cpu[L.JIT_THRESHOLD]) == L.JIT_DEFAULT_THRESHOLD
+
+
+def test_a_block_runs_only_under_the_conditions_it_was_made_for():
+    """A block is compiled for the entry conditions (paging, CPL, WP,
+    flat segments, the undefined-flags policy): under others the fast tier
+    interprets, and once the row is hot again it gets a block for them."""
+    jit, plain = loop_machine(True, 4000), loop_machine(False, 4000)
+    jit._state.cpu[L.JIT_THRESHOLD] = 5
+    for m in (jit, plain):
+        m.run(max_instructions=600)
+    made = jit.exit_counts.get("compile")
+    assert made == 1
+    for m in (jit, plain):
+        m.undefined_flags = "amd"
+        assert m.run(max_instructions=600).kind == "budget"
+    assert_same_state(jit, plain, "after the policy changed")
+    assert jit.exit_counts.get("compile") == made + 1
+    leader = [i for i in range(L.IC_ENTRIES) if jit._state.ic[i, L.D_BLOCK] != 0]
+    assert len(leader) == 1
+    key = int(jit._state.ic[leader[0], L.D_BLOCK_KEY])
+    assert key >> L.BLOCK_KEY_ENV & blocks.BLOCK_ENV_AMD
+
+
+def test_background_compile_puts_blocks_in_while_the_guest_runs():
+    """With BACKGROUND on (the default), a hot block compiles on the compile
+    thread while the guest goes on interpreting, and is put in its row at a
+    later stop of Machine.run; the guest's state is the interpreter's
+    throughout."""
+    blocks.BACKGROUND = True
+    try:
+        # an address no other test compiles at (compiled code is shared by EIP)
+        jit, plain = loop_machine(True, 20_000, CODE + 0x340), loop_machine(False, 20_000, CODE + 0x340)
+        jit._state.cpu[L.JIT_THRESHOLD] = 3
+        waited = False
+        for i in range(400):
+            e1, e2 = jit.run(max_instructions=2_000), plain.run(max_instructions=2_000)
+            assert e1 == e2, f"checkpoint {i}"
+            if e1.kind != "budget":
+                break
+            if i % 50 == 0:
+                assert_same_state(jit, plain, f"checkpoint {i}")
+            if jit._blocks_pending and not waited:
+                # the guest ran on while they compile; let them finish, so the
+                # next run surely puts them in
+                waited = True
+                assert all(jit._state.ic[idx, L.D_HEAT] == L.BLOCK_PENDING
+                           for idx, *_ in jit._blocks_pending)
+                blocks.wait_for_compiles()
+        assert waited, "some block compiled in the background"
+        assert e1.kind == "halt"
+        assert_same_state(jit, plain, "the end")
+        assert int(jit._state.cpu[L.JIT_RETIRED]) > 0, "blocks went in and ran"
+        assert not blocks.stats["errors"]
+    finally:
+        blocks.BACKGROUND = False

@@ -192,7 +192,7 @@ def twin_machines(seed, paging=False):
 
 # compiled blocks (emu/blocks.py, tests/test_blocks.py): their statistics, and
 # the icache columns the fast tier keeps for them (the generic path keeps none)
-JIT_SLOTS = (L.JIT_REQUEST, L.JIT_THRESHOLD, L.JIT_RETIRED, L.JIT_ATTEMPTS)
+JIT_SLOTS = (L.JIT_REQUEST, L.JIT_THRESHOLD, L.JIT_RETIRED, L.JIT_ATTEMPTS, L.JIT_REQUEST_ENV)
 BLOCK_COLUMNS = (L.D_BLOCK, L.D_BLOCK_KEY, L.D_HEAT)
 
 

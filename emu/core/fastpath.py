@@ -46,7 +46,8 @@ from emu.core.dispatch import (IMPL_MOV, IMPL_MOVZX, IMPL_MOVSX, IMPL_LEA, IMPL_
                                IMPL_ROR, IMPL_RCL, IMPL_RCR, IMPL_IMUL)
 from devices.chips.layout import ROM_LOCKED
 from emu.core.blockcall import (call_block, BLOCK_ENV_PAGING, BLOCK_ENV_USER, BLOCK_ENV_WP,
-                                  BLOCK_ENV_STACK, BLOCK_ENV_READABLE, BLOCK_ENV_WRITABLE)
+                                  BLOCK_ENV_STACK, BLOCK_ENV_READABLE, BLOCK_ENV_WRITABLE, BLOCK_ENV_AMD,
+                                  BLOCK_ENV_ZERO)
 from emu.core.layout import (D_TAG, D_GEN, D_MODE, D_LEN, D_FAST, IC_TAG_SHIFT, D_MNEM, D_OSIZE, D_ASIZE,
                              D_SEG, D_REP, D_LOCK, D_MOD, D_REG, D_RM, D_BASE, D_INDEX, D_SCALE,
                              D_DISP, D_IMM, D_K0, D_S0, D_S1, D_S2, D_OPCODE, D_HASMEM, D_NOPS,
@@ -57,7 +58,9 @@ from emu.core.layout import (D_TAG, D_GEN, D_MODE, D_LEN, D_FAST, IC_TAG_SHIFT, 
                              CR0_PG, CR0_WP, CPL, A20_MASK, SEG_SLOTS, SEG_STRIDE, SEG_BASE,
                              SEG_LIMIT, SEG_ATTR, ATTR_UNUSABLE, ATTR_DB, LF_OP, LF_A, LF_B, LF_R,
                              LF_SIZE, FAST_RETIRED, EFLAGS, FLAG_CF, D_BLOCK, D_BLOCK_KEY, D_HEAT,
-                             JIT_REQUEST, JIT_THRESHOLD, JIT_RETIRED)
+                             JIT_REQUEST, JIT_THRESHOLD, JIT_RETIRED,
+                             JIT_REQUEST_ENV, UNDEFINED_FLAGS, UNDEF_INTEL, UNDEF_AMD,
+                             BLOCK_KEY_MATCH, BLOCK_KEY_LENGTH, BLOCK_KEY_ENV)
 
 # fast operations (D_FAST bits 0-7; 0: the generic path)
 F_MOV = 1
@@ -444,6 +447,13 @@ def fast_run(g, idx, eip, limit):
         env |= BLOCK_ENV_WP
     if stack_ok:
         env |= BLOCK_ENV_STACK
+    policy = cpu[UNDEFINED_FLAGS]
+    if policy == UNDEF_AMD:
+        env |= BLOCK_ENV_AMD
+    elif policy != UNDEF_INTEL:
+        env |= BLOCK_ENV_ZERO
+    # a block is made for the entry conditions: it runs only under the same
+    env_key = env << BLOCK_KEY_ENV
     leader = True
     requested = False
     n = 0
@@ -456,26 +466,27 @@ def fast_run(g, idx, eip, limit):
             break
         if leader and threshold > 0:
             block = row[D_BLOCK]
-            if block != 0:
-                key = row[D_BLOCK_KEY]
-                if (key & 0xFFFFFFFF) == eip and n + (key >> 32) <= limit:
-                    done = call_block(block, g, env, limit - n)
-                    if done > 0:
-                        cpu[JIT_RETIRED] += done
-                        n += done
-                        insn = cpu[INSN_EIP]
-                        eip = cpu[NEXT_EIP]
-                        if n >= limit:
-                            break
-                        idx = successor_row(ic, eip, code_page, page_pa, code_gen)
-                        if idx < 0:
-                            break
-                        continue
+            key = row[D_BLOCK_KEY]
+            if block != 0 and (key & BLOCK_KEY_MATCH) == (eip | env_key) \
+                    and n + ((key >> BLOCK_KEY_LENGTH) & 0x7F) <= limit:
+                done = call_block(block, g, env, limit - n)
+                if done > 0:
+                    cpu[JIT_RETIRED] += done
+                    n += done
+                    insn = cpu[INSN_EIP]
+                    eip = cpu[NEXT_EIP]
+                    if n >= limit:
+                        break
+                    idx = successor_row(ic, eip, code_page, page_pa, code_gen)
+                    if idx < 0:
+                        break
+                    continue
             elif heat_on and row[D_HEAT] >= 0:
                 heat = row[D_HEAT] + 1
                 row[D_HEAT] = heat
                 if heat >= threshold and cpu[JIT_REQUEST] == 0:
                     cpu[JIT_REQUEST] = (eip << 16) | (idx + 1)
+                    cpu[JIT_REQUEST_ENV] = env
                     requested = True
         a = (f >> 8) & 0xF
         b = (f >> 12) & 0xF

@@ -131,9 +131,14 @@ JIT_THRESHOLD = 220     # starts of a block before it is compiled; 0: compiled b
 JIT_DEFAULT_THRESHOLD = 1000  # a compile costs ~10-20 ms (~2 million interpreted instructions)
 JIT_RETIRED = 221       # instructions retired in compiled blocks: a counter
 JIT_ATTEMPTS = 222      # EXIT_COMPILE: the loop's attempts (its budget count) before the exit
+JIT_REQUEST_ENV = 223   # the entry conditions (BLOCK_ENV_*) the requested block is for
 # slots that count what caches did, not machine state: machines with the same
 # history but different caches (a clone, a restored snapshot) differ only here
-CACHE_STATISTICS = (ICACHE_HITS, ICACHE_MISSES, JIT_REQUEST, JIT_RETIRED, JIT_ATTEMPTS)
+# compiled blocks' bookkeeping: when a block goes in depends on how fast the
+# host compiles it (emu/blocks.py: the compile thread), so these are left
+# out of snapshots (0 there) to keep a run's snapshots a function of the guest
+JIT_BOOKKEEPING = (JIT_REQUEST, JIT_RETIRED, JIT_ATTEMPTS, JIT_REQUEST_ENV)
+CACHE_STATISTICS = (ICACHE_HITS, ICACHE_MISSES, JIT_REQUEST, JIT_RETIRED, JIT_ATTEMPTS, JIT_REQUEST_ENV)
 CPU_SLOTS = 224
 
 # policies for the flags the SDM leaves undefined (flags.pick_undefined):
@@ -260,10 +265,14 @@ D_HASMEM = 30       # the instruction has a ModRM memory operand or moffs
 D_FAST = 31         # fast-tier operation and operands (core/fastpath.py), 0: generic path
 # a compiled block starting at this instruction (emu/blocks.py; cleared on every decode)
 D_BLOCK = 32        # address of its machine code, 0: none
-D_BLOCK_KEY = 33    # the EIP it was compiled for | its instruction count << 32
+D_BLOCK_KEY = 33    # the EIP it was compiled for | its instruction count << 32 | its BLOCK_ENV_* << 39
 D_HEAT = 34         # times the fast tier started a run of instructions here (BLOCK_NEVER: not compilable)
 D_FIELDS = 35
 BLOCK_NEVER = -1
+BLOCK_PENDING = -2  # D_HEAT: being compiled (emu/blocks.py puts it in when it is ready)
+BLOCK_KEY_LENGTH = 32   # 7 bits: a block holds 64 instructions at most
+BLOCK_KEY_ENV = 39      # 24 bits (blockcall.BLOCK_ENV_*)
+BLOCK_KEY_MATCH = 0xFFFFFFFF | (0xFFFFFF << BLOCK_KEY_ENV)   # the EIP and the entry conditions
 
 TLB_BITS = 11
 TLB_ENTRIES = 1 << TLB_BITS
