@@ -681,7 +681,10 @@ def fast_run(g, idx, eip, limit):
         n += 1
         insn = eip
         eip = target
-        leader = (op >= F_JCC and op <= F_RET) or op >= F_SHIFT
+        # a leader: after a transfer, or after what a block cannot hold
+        # (blocks.py _Insn.takes: rotates and shifts by CL)
+        leader = (op >= F_JCC and op <= F_RET) or op >= F_CALLI \
+            or (op == F_SHIFT and (((f >> 32) & 0xF) > SHIFT_SAR or b < 8))
         if n >= limit or requested:
             break
         idx = successor_row(ic, eip, code_page, page_pa, code_gen)
