@@ -758,12 +758,12 @@ class _Compiler:
             # next, at most len(insns) instructions retire
             room = w.cmp("sle", w.bin("add", w.load_cpu(DONE), len(self.insns)), "%left")
             stop = w.new_label("stop")
-            w.emit(f"br i1 {room}, label %i{j}, label %{stop}")
+            w.emit(f"br i1 {room}, label %{self.back_prefix}{j}, label %{stop}")
             w.label(stop)
             w.set_local(L.NEXT_EIP, str(eip))
             w.emit("br label %out")
             return
-        w.emit(f"br label %i{j}")
+        w.emit(f"br label %{self.prefix}{j}")
 
     def source_text(self):
         w = self.w
@@ -774,13 +774,46 @@ class _Compiler:
             for eip in insn.successors():
                 entries[eip] = entries.get(eip, 0) + 1
         w.emit("br label %i0")
+        # a block with a loop is written twice: the first pass ("i") goes
+        # round into the second ("l"), which goes round into itself.  Only the
+        # first sees the slots as they came in, so in the second the lazy
+        # flags record and the like are what the loop leaves (constants, or
+        # the registers they copy) instead of values carried round for the
+        # ways out
+        loops = any(eip in at and eip <= insn.eip for insn in insns for eip in insn.successors())
+        self.prefix, self.back_prefix = "i", "l" if loops else "i"
+        self.write_pass(at, entries)
+        if loops:
+            self.prefix = "l"
+            self.write_pass(at, entries)
+        for k in sorted(w.exits):
+            w.label(f"bail{k}")
+            w.set_local(L.NEXT_EIP, str(insns[k].eip))
+            w.emit("br label %out")
+        # the one way out: nothing happened when nothing retired; else the
+        # locals the block stores go back to the cpu array
+        w.label("out")
+        done = w.op(f"load i64, i64* {w.local(DONE)}")
+        back = w.new_label("back")
+        w.emit(f"br i1 {w.cmp('eq', done, 0)}, label %none, label %{back}")
+        w.label("none")
+        w.emit("ret i64 0")
+        w.label(back)
+        w.write_back(w.written)
+        w.emit(f"ret i64 {done}")
+        return _function_text(w.name, w.lines, sorted(w.used))
+
+    def write_pass(self, at, entries):
+        """Every instruction of the block once, labelled prefix + index."""
+        w = self.w
+        insns = self.insns
         falls_into = None
         for k in sorted(range(len(insns)), key=lambda k: insns[k].eip):
             insn = insns[k]
             if falls_into != insn.eip or entries.get(insn.eip, 0) > 1:
                 w.known.clear()         # a join: what was known on one way in is not on the other
                 w.const.clear()
-            w.label(f"i{k}")
+            w.label(f"{self.prefix}{k}")
             w.insn_stores = 0
             how = self.instruction(k, insn)
             w.store_cpu(DONE, w.bin("add", w.load_cpu(DONE), 1))       # it retired
@@ -801,22 +834,6 @@ class _Compiler:
             else:
                 w.set_local(L.NEXT_EIP, how[1])
                 w.emit("br label %out")
-        for k in sorted(w.exits):
-            w.label(f"bail{k}")
-            w.set_local(L.NEXT_EIP, str(insns[k].eip))
-            w.emit("br label %out")
-        # the one way out: nothing happened when nothing retired; else the
-        # locals the block stores go back to the cpu array
-        w.label("out")
-        done = w.op(f"load i64, i64* {w.local(DONE)}")
-        back = w.new_label("back")
-        w.emit(f"br i1 {w.cmp('eq', done, 0)}, label %none, label %{back}")
-        w.label("none")
-        w.emit("ret i64 0")
-        w.label(back)
-        w.write_back(w.written)
-        w.emit(f"ret i64 {done}")
-        return _function_text(w.name, w.lines, sorted(w.used))
 
 
 def _descriptor(field, word):
