@@ -75,8 +75,8 @@ STACK_OPS = (F.F_PUSH, F.F_POP, F.F_CALL, F.F_CALLI, F.F_RET)
 FLAGS_ARITH = L.FLAGS_ARITH
 
 # type-based alias metadata: the cpu array and the guest's memory, page map
-# and TLB are separate numpy arrays, so LLVM may keep registers in machine
-# registers across stores to guest memory
+# and TLB are separate numpy arrays (the prologue's loads of cpu slots and the
+# write-back need not wait for guest stores)
 CPU_TBAA = ", !tbaa !12"
 GUEST_TBAA = ", !tbaa !13"
 _TBAA = """
@@ -241,7 +241,6 @@ class _Writer:
         self.count = 0
         self.known = {}         # cpu slot -> IR value on the main path
         self.const = {}         # cpu slot -> a Python int known at compile time
-        self.label_now = "entry"
         self.exits = set()      # instructions the block may leave before
         self.used = set()       # cpu slots held in locals
         self.written = []       # slots the block stores, in order
@@ -265,7 +264,6 @@ class _Writer:
 
     def label(self, name):
         self.lines.append(f"{name}:")
-        self.label_now = name
 
     def bin(self, kind, a, b):
         return self.op(f"{kind} i64 {a}, {b}")
@@ -307,11 +305,6 @@ class _Writer:
     def set_const(self, slot, value):
         self.store_cpu(slot, _i64(value))
         self.const[slot] = value
-
-    def forget(self, *slots):
-        for s in slots:
-            self.known.pop(s, None)
-            self.const.pop(s, None)
 
     def write_back(self, slots):
         """Store the locals of ``slots`` into the cpu array (on a way out);
@@ -425,21 +418,24 @@ class _Compiler:
         w = self.w
         return w.op(f"load i64, i64* {w.op(f'getelementptr i64, i64* {array}, i64 {index}')}{GUEST_TBAA}")
 
-    def ram_read(self, pa, size):
+    def ram_pointer(self, pa, size):
+        """(IR type, pointer) of ``size`` bytes of guest RAM at ``pa``."""
         w = self.w
         t = f"i{size * 8}"
         at = w.op(f"getelementptr i8, i8* %mem, i64 {pa}")
         if size > 1:
             at = w.op(f"bitcast i8* {at} to {t}*")
+        return t, at
+
+    def ram_read(self, pa, size):
+        w = self.w
+        t, at = self.ram_pointer(pa, size)
         v = w.op(f"load {t}, {t}* {at}, align 1{GUEST_TBAA}")
         return w.op(f"zext {t} {v} to i64")
 
     def ram_write(self, pa, size, value):
         w = self.w
-        t = f"i{size * 8}"
-        at = w.op(f"getelementptr i8, i8* %mem, i64 {pa}")
-        if size > 1:
-            at = w.op(f"bitcast i8* {at} to {t}*")
+        t, at = self.ram_pointer(pa, size)
         w.emit(f"store {t} {w.op(f'trunc i64 {value} to {t}')}, {t}* {at}, align 1{GUEST_TBAA}")
         w.insn_stores += 1
         slot = w.op(f"getelementptr i64, i64* %pm, i64 {w.bin('ashr', pa, PAGE_SHIFT)}")
@@ -869,7 +865,7 @@ def _function_text(name, body, slots):
         "  %rom_locked = icmp ne i64 %rom, 0",
     ]
     for slot in slots:
-        if slot >= L.CPU_SLOTS:          # a local of the block's own (ZSP_*): starts at 0
+        if slot >= L.CPU_SLOTS:          # a local of the block's own (ZSP_*, DONE): starts at 0
             head += [f"  %s{slot} = alloca i64", f"  store i64 0, i64* %s{slot}"]
             continue
         head += [f"  %s{slot} = alloca i64",
@@ -1148,6 +1144,14 @@ def install_ready(state, pending):
             ic[idx, L.D_HEAT] = 0
     pending[:] = waiting
     return bool(waiting)
+
+
+def cpu_for_snapshot(cpu):
+    """A copy of the cpu array without the blocks' host-timed bookkeeping
+    (L.JIT_BOOKKEEPING, 0 in the copy), for snapshots and snapshot files."""
+    copy = cpu.copy()
+    copy[list(L.JIT_BOOKKEEPING)] = 0
+    return copy
 
 
 def wait_for_compiles():

@@ -8,7 +8,7 @@ import numpy as np
 
 from emu.core import layout as L
 from emu.blocks import serve_request as _serve_request, install_ready as _install_ready, \
-    INSTALL_SLICE as _INSTALL_SLICE
+    INSTALL_SLICE as _INSTALL_SLICE, cpu_for_snapshot
 from emu.core.memory import PM_CODE, PM_DIRTY, PM_GEN_ONE
 from emu.cpu_view import CpuView
 from emu.memory_view import MemoryView
@@ -747,9 +747,7 @@ class Machine:
         pages written since (fast resets for fuzzing)."""
         s = self._state
         self.board.drain()
-        cpu = s.cpu.copy()
-        cpu[list(L.JIT_BOOKKEEPING)] = 0        # host-timed (layout.py)
-        snap = Snapshot(cpu, s.mem.copy(), s.pm.copy(), s.dev.copy())
+        snap = Snapshot(cpu_for_snapshot(s.cpu), s.mem.copy(), s.pm.copy(), s.dev.copy())
         s.pm[:] &= ~PM_DIRTY
         self._dirty_base = snap
         return snap

@@ -64,9 +64,8 @@ def save(machine, path):
         "pages": [int(p) for p in used],
     }
     blob = json.dumps(header, sort_keys=True).encode()
-    from emu.core.layout import JIT_BOOKKEEPING
-    cpu = s.cpu.copy()
-    cpu[list(JIT_BOOKKEEPING)] = 0              # host-timed (emu/core/layout.py)
+    from emu.blocks import cpu_for_snapshot
+    cpu = cpu_for_snapshot(s.cpu)
     h = hashlib.sha256()
     tmp = f"{os.fspath(path)}.tmp"
     with open(tmp, "wb") as f:

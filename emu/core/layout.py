@@ -132,12 +132,12 @@ JIT_DEFAULT_THRESHOLD = 1000  # a compile costs ~10-20 ms (~2 million interprete
 JIT_RETIRED = 221       # instructions retired in compiled blocks: a counter
 JIT_ATTEMPTS = 222      # EXIT_COMPILE: the loop's attempts (its budget count) before the exit
 JIT_REQUEST_ENV = 223   # the entry conditions (BLOCK_ENV_*) the requested block is for
-# slots that count what caches did, not machine state: machines with the same
-# history but different caches (a clone, a restored snapshot) differ only here
 # compiled blocks' bookkeeping: when a block goes in depends on how fast the
 # host compiles it (emu/blocks.py: the compile thread), so these are left
 # out of snapshots (0 there) to keep a run's snapshots a function of the guest
 JIT_BOOKKEEPING = (JIT_REQUEST, JIT_RETIRED, JIT_ATTEMPTS, JIT_REQUEST_ENV)
+# slots that count what caches did, not machine state: machines with the same
+# history but different caches (a clone, a restored snapshot) differ only here
 CACHE_STATISTICS = (ICACHE_HITS, ICACHE_MISSES, JIT_REQUEST, JIT_RETIRED, JIT_ATTEMPTS, JIT_REQUEST_ENV)
 CPU_SLOTS = 224
 
