@@ -9,14 +9,14 @@ segment).  The random programs of tests/test_fastpath.py run three times
 over (the first pass compiles every leader: JIT_THRESHOLD = 1, the later
 passes run the blocks), once with blocks and once without; every array
 must match but for the block bookkeeping."""
-import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
 from emu import Machine, blocks
 from emu.core import layout as L
 from emu.core.blockcall import BLOCK_ENV_PAGING
-from tests.test_fastpath import twin_machines, program, CODE, DATA, MEMORY, JIT_SLOTS, BLOCK_COLUMNS
+from tests import test_fastpath as fastpath_tests
+from tests.test_fastpath import twin_machines, program, run_chunks, CODE, DATA, MEMORY
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -29,17 +29,7 @@ def compile_in_the_run():
 
 
 def assert_same_state(jit, plain, where):
-    a, b = jit._state, plain._state
-    for name in ("cpu", "mem", "pm", "tlb", "ic", "dev"):
-        x, y = getattr(a, name).copy(), getattr(b, name).copy()
-        if name == "cpu":
-            x[list(JIT_SLOTS)] = y[list(JIT_SLOTS)] = 0
-        if name == "ic":
-            x[:, list(BLOCK_COLUMNS)] = y[:, list(BLOCK_COLUMNS)] = 0
-        if not np.array_equal(x, y):
-            diff = np.flatnonzero((x != y).reshape(-1))[:8]
-            raise AssertionError(f"{where}: {name} differs at {diff.tolist()}: blocks "
-                                 f"{x.reshape(-1)[diff].tolist()} interpreted {y.reshape(-1)[diff].tolist()}")
+    fastpath_tests.assert_same_state(jit, plain, where, ("blocks", "interpreted"), same_tier=True)
 
 
 def run_passes(seed, paging, chunks, passes=3, policy="intel"):
@@ -54,12 +44,8 @@ def run_passes(seed, paging, chunks, passes=3, policy="intel"):
     for p in range(passes):
         for m in (jit, plain):
             m.cpu.eip = CODE
-        for i, budget in enumerate(chunks):
-            e1, e2 = jit.run(max_instructions=budget), plain.run(max_instructions=budget)
-            assert e1 == e2, f"seed {seed} pass {p} chunk {i}: {e1} vs {e2}"
-            assert_same_state(jit, plain, f"seed {seed} pass {p} chunk {i}")
-            if e1.kind != "budget":
-                break
+        run_chunks(jit, plain, chunks, f"seed {seed} pass {p}", names=("blocks", "interpreted"),
+                   same_tier=True)
     return jit
 
 

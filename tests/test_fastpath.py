@@ -196,7 +196,10 @@ JIT_SLOTS = (L.JIT_REQUEST, L.JIT_THRESHOLD, L.JIT_RETIRED, L.JIT_ATTEMPTS, L.JI
 BLOCK_COLUMNS = (L.D_BLOCK, L.D_BLOCK_KEY, L.D_HEAT)
 
 
-def assert_same_state(fast, slow, where):
+def assert_same_state(fast, slow, where, names=("fast", "generic"), same_tier=False):
+    """Every array of the two machines equal but for the compiled blocks'
+    bookkeeping, and (unless ``same_tier``: both run the fast tier) the
+    fast tier's counter and switch."""
     a, b = fast._state, slow._state
     for name in ("cpu", "mem", "pm", "tlb", "ic", "dev"):
         x, y = getattr(a, name), getattr(b, name)
@@ -205,14 +208,26 @@ def assert_same_state(fast, slow, where):
             x[:, list(BLOCK_COLUMNS)] = y[:, list(BLOCK_COLUMNS)] = 0
         if name == "cpu":
             x, y = x.copy(), y.copy()
-            x[L.FAST_RETIRED] = y[L.FAST_RETIRED] = 0     # the one counter that tells them apart
             x[list(JIT_SLOTS)] = y[list(JIT_SLOTS)] = 0
-            x[L.OPTIONS] &= ~L.OPT_NO_FAST_PATH            # and the switch itself
-            y[L.OPTIONS] &= ~L.OPT_NO_FAST_PATH
+            if not same_tier:
+                x[L.FAST_RETIRED] = y[L.FAST_RETIRED] = 0     # the one counter that tells them apart
+                x[L.OPTIONS] &= ~L.OPT_NO_FAST_PATH            # and the switch itself
+                y[L.OPTIONS] &= ~L.OPT_NO_FAST_PATH
         if not np.array_equal(x, y):
             diff = np.flatnonzero((x != y).reshape(-1))[:8]
-            raise AssertionError(f"{where}: {name} differs at {diff.tolist()}: fast "
-                                 f"{x.reshape(-1)[diff].tolist()} generic {y.reshape(-1)[diff].tolist()}")
+            raise AssertionError(f"{where}: {name} differs at {diff.tolist()}: {names[0]} "
+                                 f"{x.reshape(-1)[diff].tolist()} {names[1]} {y.reshape(-1)[diff].tolist()}")
+
+
+def run_chunks(a, b, chunks, where, **compare):
+    """Run both machines by the budgets of ``chunks`` until one stops
+    otherwise; the same exit and state after each."""
+    for i, budget in enumerate(chunks):
+        e1, e2 = a.run(max_instructions=budget), b.run(max_instructions=budget)
+        assert e1 == e2, f"{where} chunk {i}: {e1} vs {e2}"
+        assert_same_state(a, b, f"{where} chunk {i}", **compare)
+        if e1.kind != "budget":
+            break
 
 
 def run_both(seed, paging, chunks):
@@ -220,12 +235,7 @@ def run_both(seed, paging, chunks):
     code = program(seed, 60)
     for m in (fast, slow):
         m.memory.write(CODE, code)
-    for i, budget in enumerate(chunks):
-        e1, e2 = fast.run(max_instructions=budget), slow.run(max_instructions=budget)
-        assert e1 == e2, f"seed {seed} chunk {i}: {e1} vs {e2}"
-        assert_same_state(fast, slow, f"seed {seed} chunk {i}")
-        if e1.kind != "budget":
-            break
+    run_chunks(fast, slow, chunks, f"seed {seed}")
     return fast
 
 
