@@ -31,8 +31,10 @@ fast tier checks (the TLB entry and its rights, RAM bounds, the ROM, pages
 holding code) and, when one fails, the block returns the number of
 instructions it retired before it, with NEXT_EIP and INSN_EIP set as the
 fast tier sets them; the fast tier then goes on from there as if it had
-run them itself.  So a block never faults, walks page tables or touches a
-device: those stay with the generic path.  A call, return or indirect jump
+run them itself.  A TLB miss calls memory.quiet_walk as the fast tier
+does (a C function: quiet_walk_address), which fills the entry
+when the walk can neither fault nor touch more than plain RAM.  So a block
+never faults or touches a device: those stay with the generic path.  A call, return or indirect jump
 leaves the block, as does a jump to an instruction it does not hold; a
 jump back inside it is taken only while a pass through the whole block
 still fits the budget (``left``), so ``run(max_instructions)`` stops where
@@ -60,7 +62,9 @@ import time
 from emu.core import layout as L
 from emu.core import fastpath as F
 from emu.core.blockcall import (BLOCK_ENV_PAGING, BLOCK_ENV_USER, BLOCK_ENV_WP, BLOCK_ENV_STACK,
-                                BLOCK_ENV_READABLE, BLOCK_ENV_WRITABLE, BLOCK_ENV_AMD, BLOCK_ENV_ZERO)
+                                BLOCK_ENV_READABLE, BLOCK_ENV_WRITABLE, BLOCK_ENV_AMD, BLOCK_ENV_ZERO,
+                                QUIET_WALK_SIGNATURE, QUIET_WALK_TYPES, quiet_walk_c)
+from emu.core.jit import c_function
 from emu.core.flags import LF_NONE, LF_ADD, LF_SUB, LF_INC, LF_DEC, LF_LOGIC
 from emu.core.guest import OFFSETS
 from emu.core.isa.muldiv import MUL_UNDEFINED
@@ -90,6 +94,16 @@ _TBAA = """
 # the decoded fields a block is made from (with its EIP: the key of the compiled code)
 _KEY_FIELDS = (L.D_FAST, L.D_LEN, L.D_IMM, L.D_DISP, L.D_BASE, L.D_INDEX, L.D_SCALE, L.D_SEG,
                L.D_OPCODE)
+
+
+_quiet_walk = []
+
+
+def quiet_walk_address():
+    """The address of blockcall.quiet_walk_c, a C function (made once)."""
+    if not _quiet_walk:
+        _quiet_walk.append(c_function(quiet_walk_c, QUIET_WALK_TYPES))
+    return _quiet_walk[0].address
 
 
 def _i64(v):
@@ -323,13 +337,15 @@ class _Writer:
     # --- control -----------------------------------------------------------------------
     def bail_if(self, cond, k):
         """Leave the block before instruction k when ``cond`` holds (nothing
-        of instruction k is done yet)."""
+        of instruction k is done yet, but for TLB fills: the generic path
+        makes the same); the label of the way on."""
         if self.insn_stores:
             raise AssertionError(f"instruction {k} of {self.name} bails out after a store")
         go = self.new_label("ok")
         self.exits.add(k)
         self.emit(f"br i1 {cond}, label %bail{k}, label %{go}")
         self.label(go)
+        return go
 
 
 # locals of a block that are not cpu slots: after a shift, ZF SF PF are
@@ -393,14 +409,29 @@ class _Compiler:
             vpn = w.bin("lshr", lin, PAGE_SHIFT)
             slot = w.bin("mul", w.bin("and", vpn, "%tlb_mask"), "%tlb_cols")
             tag = self.load_at("%tlb", w.bin("add", slot, TLB_TAG))
-            w.bail_if(w.cmp("ne", tag, w.bin("add", vpn, 1)), k)
             e = self.load_at("%tlb", w.bin("add", slot, TLB_VALUE))
+            hit = w.cmp("eq", tag, w.bin("add", vpn, 1))
             need = (T_USER if self.user else 0) | (T_DIRTY if write else 0)
             if write and not self.supervisor_nowp:
                 need |= T_WRITE
             if need:
-                w.bail_if(w.cmp("ne", w.bin("and", e, need), need), k)
-            pa = w.bin("or", w.bin("and", e, _i64(~PAGE_MASK)), w.bin("and", lin, PAGE_MASK))
+                hit = w.op(f"and i1 {hit}, {w.cmp('eq', w.bin('and', e, need), need)}")
+            # a miss (or a right the entry does not give): memory.quiet_walk
+            # fills the entry when the generic path's walk would only read
+            # and write plain RAM and not fault, else the block leaves
+            on_hit, on_miss, join = w.new_label("tlb_hit"), w.new_label("tlb_miss"), w.new_label("mapped")
+            w.emit(f"br i1 {hit}, label %{on_hit}, label %{on_miss}")
+            w.label(on_hit)
+            pa_hit = w.bin("or", w.bin("and", e, _i64(~PAGE_MASK)), w.bin("and", lin, PAGE_MASK))
+            w.emit(f"br label %{join}")
+            w.label(on_miss)
+            walk = f"inttoptr (i64 {quiet_walk_address()} to {QUIET_WALK_SIGNATURE}*)"
+            pa_walk = w.op(f"call i64 {walk}(i8* %g, i64 {lin}, i64 {int(write)}, i64 {int(self.user)}, "
+                           f"i64 {self.insns[0].eip >> PAGE_SHIFT})")
+            walked = w.bail_if(w.cmp("slt", pa_walk, 0), k)
+            w.emit(f"br label %{join}")
+            w.label(join)
+            pa = w.op(f"phi i64 [{pa_hit}, %{on_hit}], [{pa_walk}, %{walked}]")
         else:
             pa = w.bin("and", lin, "%a20")
         outside = w.op(f"or i1 {w.cmp('slt', pa, 0)}, {w.cmp('sgt', w.bin('add', pa, size), '%mem_size')}")

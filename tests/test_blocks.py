@@ -159,6 +159,20 @@ def test_a_write_to_the_code_drops_the_block():
     assert jit.exit_counts.get("compile") == 2
 
 
+@pytest.mark.parametrize("case", fastpath_tests.WALK_CASES)
+def test_blocks_fill_tlb_misses_as_the_fast_tier_does(case):
+    """A TLB miss inside a block calls memory.quiet_walk (a C function) and
+    stays in the block; the page tables, TLB and decode cache end as the
+    fast tier leaves them, and the walks it must not do leave the block."""
+    jit, plain = (fastpath_tests.page_walk_machine(case, jit=j) for j in (True, False))
+    jit._state.cpu[L.JIT_THRESHOLD] = 1
+    run_chunks(jit, plain, [5, 37, 1000, 2000, 100_000], case, names=("blocks", "interpreted"),
+               same_tier=True)
+    share = int(jit._state.cpu[L.JIT_RETIRED]) / int(jit._state.cpu[L.ICOUNT])
+    least = {"tables in code": 0.1, "not present": 0.5}.get(case, 0.95)   # each walk there drops the block
+    assert share > least, f"{case}: {share:.1%} in blocks"
+
+
 @pytest.mark.parametrize("name", ["crc32", "sieve", "sort", "dhry", "recurse", "paging", "timer", "smc"])
 def test_workloads_run_the_same_with_blocks(name):
     """The benchmark kernels with a block at every leader (threshold 1)

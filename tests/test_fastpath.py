@@ -274,6 +274,82 @@ def test_the_fast_tier_takes_the_issues_loop():
     assert int(fast._state.cpu[L.FAST_RETIRED]) >= 6 * 5000 - 10
 
 
+# --- TLB misses the fast tier fills itself (memory.quiet_walk) ----------------------------
+
+WALK_MEMORY = 16 << 20
+PAGE_DIR = 0x80000
+PAGE_TABLES = 0x81000       # four tables: 16 MiB identity-mapped
+
+
+def page_walk_loop(start, pages):
+    """``mov ecx, pages; mov ebx, start; l: mov eax, [ebx]; add [ebx+4], eax;
+    add ebx, 0x1008; dec ecx; jnz l; hlt``: a read and a read-modify-write
+    on every page, at offsets that creep up to the end of the page (the last
+    ones cross it)."""
+    return (b"\xb9" + pages.to_bytes(4, "little") + b"\xbb" + start.to_bytes(4, "little")
+            + b"\x8b\x03\x01\x43\x04\x81\xc3\x08\x10\x00\x00\x49\x75\xf2\xf4")
+
+
+def page_walk_machine(case, fast=True, jit=False):
+    """A machine running page_walk_loop over 16 MiB mapped with clean,
+    accessed and dirty entries, read-only ones (CR0.WP off, so the
+    supervisor writes them), for ``case``: "4k" pages; "pse" (4 MiB pages
+    above 4 MiB); "code slot" (one data page shares the TLB slot of the
+    code page: left to the generic path); "tables in code" (the table of
+    4-8 MiB is the code page itself: its A and D bits are self-modifying
+    code); "not present" (a page on the way faults)."""
+    m = Machine.flat32(memory_size=WALK_MEMORY)
+    m.fast_path = fast
+    m.jit = jit
+    flags = (0x3, 0x23, 0x63, 0x1, 0x21, 0x61)
+    tables = [PAGE_TABLES + 0x1000 * t for t in range(4)]
+    if case == "tables in code":
+        tables[1] = CODE
+    for t, table in enumerate(tables):
+        m.memory.write_u32(PAGE_DIR + 4 * t, table | (0x63 if t % 2 else 0x3))
+        for i in range(1024):
+            page = t * 1024 + i
+            if table == CODE and i < 16:
+                continue                # the program's bytes
+            m.memory.write_u32(table + 4 * i, (page << 12) | (0x63 if page < 0x100 else flags[page % 6]))
+    start, pages = 0x400000 + 16 * 0x1000, 700
+    if case == "pse":
+        for t in range(1, 4):
+            m.memory.write_u32(PAGE_DIR + 4 * t, (t << 22) | (0x83, 0xA3, 0xE3)[t - 1])
+        m.cpu.cr4 = m.cpu.cr4 | 0x10
+    if case == "code slot":
+        start = (CODE + (L.TLB_ENTRIES << 12)) - 300 * 0x1008
+    if case == "not present":
+        m.memory.write_u32(tables[1] + 4 * 0x200, 0x600000)
+    m.memory.write(CODE, page_walk_loop(start, pages))
+    m.cpu.cr3 = PAGE_DIR
+    m.cpu.cr0 = m.cpu.cr0 | 0x80000000
+    m.cpu.eip = CODE
+    return m
+
+
+WALK_CASES = ["4k", "pse", "code slot", "tables in code", "not present"]
+
+
+@pytest.mark.parametrize("case", WALK_CASES)
+def test_tlb_misses_are_filled_in_the_fast_tier_as_the_generic_path_fills_them(case):
+    """SDM Vol. 3, 4.8: the walk sets A in the entries it uses and D in the
+    last one on a write; the fast tier's fill (memory.quiet_walk) leaves the
+    same page tables, TLB and decode cache as the generic path's, and leaves
+    to it the walks it must not do (the code page's TLB slot, tables on a
+    code page, a fault)."""
+    fast, slow = page_walk_machine(case), page_walk_machine(case, fast=False)
+    run_chunks(fast, slow, [5, 37, 1000, 2000, 100_000], case)
+    e = fast.run(max_instructions=1)
+    if case == "not present":         # #PF on the read of [ebx], P = 0 (SDM Vol. 3, 4.7)
+        assert (e.kind, e.vector, e.error_code, fast.cpu.cr2 >> 12) == ("exception", 14, 0, 0x600), e
+    else:
+        assert e.kind == "halt", e
+    retired = int(fast._state.cpu[L.FAST_RETIRED]) / int(fast._state.cpu[L.ICOUNT])
+    least = {"tables in code": 0.5, "not present": 0.5}.get(case, 0.95)   # walks left to the generic path
+    assert retired > least, f"{case}: {retired:.1%} in the fast tier"
+
+
 @pytest.mark.parametrize("name", ["crc32", "sort", "dhry", "recurse", "paging", "timer", "smc", "serial"])
 def test_workloads_run_the_same_both_ways(name):
     """The benchmark kernels (C compiled by gcc: the code the fast tier is

@@ -13,6 +13,7 @@ from numba.core import types
 from numba.extending import intrinsic
 
 from emu.core.guest import guest_type
+from emu.core.memory import quiet_walk
 
 # the entry conditions handed to a block (its IR tests them where an
 # instruction needs them)
@@ -42,3 +43,16 @@ def call_block(typingctx, address, g, env, left):
         return builder.call(function, [guest, word, most])
 
     return sig, codegen
+
+
+# memory.quiet_walk for the blocks' TLB misses, as a C function whose
+# address the IR calls (blocks.quiet_walk_address makes it with
+# jit.c_function, or loads it from the disk cache, when the first block
+# under paging is written)
+QUIET_WALK_SIGNATURE = "i64 (i8*, i64, i64, i64, i64)"
+QUIET_WALK_TYPES = types.int64(guest_type, types.int64, types.int64, types.int64, types.int64)
+
+
+def quiet_walk_c(g, lin, write, user, keep_vpn):
+    """quiet_walk(g, lin, write, user, keep_vpn), with C's integers."""
+    return quiet_walk(g, lin, write != 0, user != 0, keep_vpn)

@@ -20,11 +20,11 @@ breakpoints, a batch).
 
 The fast tier only takes the common case, and leaves an instruction to the
 generic path before changing anything when it is not: a segment that is
-not flat (base 0, limit 4 GiB, the right type), a TLB miss or a write
-through a clean TLB entry, memory outside RAM (MMIO, holes, the BIOS ROM),
-a write to a page that holds decoded code, an access across a page.  So
-faults, paging walks, self-modifying code and devices stay with the
-generic path.  An instruction executed here leaves exactly the state the
+not flat (base 0, limit 4 GiB, the right type), a TLB miss that
+memory.quiet_walk cannot fill (a walk that would fault, PAE, page tables
+outside plain RAM), memory outside RAM (MMIO, holes, the BIOS ROM), a
+write to a page that holds decoded code, an access across a page.  So
+faults, self-modifying code and devices stay with the generic path.  An instruction executed here leaves exactly the state the
 generic path leaves (registers, the lazy flags record, EIP, NEXT_EIP,
 INSN_EIP, EA, counters); tests/test_fastpath.py runs random programs both
 ways (OPT_NO_FAST_PATH) and compares the whole state.
@@ -35,7 +35,7 @@ from emu.core.jit import jit, jit_inline
 from emu.core.flags import (condition, keep_carry, LF_NONE, LF_ADD, LF_SUB, LF_INC, LF_DEC,
                             LF_LOGIC)
 from emu.core.memory import PM_CODE, PM_DIRTY, PAGE_SHIFT, PAGE_MASK, T_USER, T_WRITE, T_DIRTY, \
-    TLB_TAG, TLB_VALUE, BIOS_ROM
+    TLB_TAG, TLB_VALUE, BIOS_ROM, quiet_walk
 from emu.core import operands
 from emu.core.isa import shift
 from emu.core.isa.muldiv import signed, mul_flags
@@ -280,25 +280,26 @@ def flat_segments(cpu):
 
 
 @jit_inline
-def fast_physical(g, lin, size, write, paging, user, wp):
+def fast_physical(g, lin, size, write, paging, user, wp, code_page):
     """Physical address of a flat access that the fast tier may do itself,
     or -1: an access across a page, a TLB miss (or a right the entry does
-    not give; a write through a clean entry must set D), memory outside RAM,
-    a write to the BIOS ROM or to a page holding decoded code."""
+    not give; a write through a clean entry must set D) that
+    memory.quiet_walk cannot fill, memory outside RAM, a write to the BIOS
+    ROM or to a page holding decoded code."""
     if (lin & PAGE_MASK) + size > 0x1000:
         return -1
     if paging:
         tlb = g.tlb
         vpn = lin >> PAGE_SHIFT
         i = vpn & (tlb.shape[0] - 1)
-        if tlb[i, TLB_TAG] != vpn + 1:
-            return -1
         e = tlb[i, TLB_VALUE]
-        if user and not (e & T_USER):
-            return -1
-        if write and not ((e & T_DIRTY) and ((e & T_WRITE) or (not user and not wp))):
-            return -1
-        pa = (e & ~PAGE_MASK) | (lin & PAGE_MASK)
+        if tlb[i, TLB_TAG] == vpn + 1 and not (user and not (e & T_USER)) and \
+                not (write and not ((e & T_DIRTY) and ((e & T_WRITE) or (not user and not wp)))):
+            pa = (e & ~PAGE_MASK) | (lin & PAGE_MASK)
+        else:
+            pa = quiet_walk(g, lin, write, user, code_page)
+            if pa < 0:
+                return -1
     else:
         pa = lin & g.cpu[A20_MASK]
     if pa < 0 or pa + size > g.mem.shape[0]:
@@ -420,9 +421,9 @@ def fast_run(g, idx, eip, limit):
     user = cpu[CPL] == 3
     tlb = g.tlb
     # the code page: its physical base, and (paging) the TLB entry that maps
-    # it.  Nothing here changes the TLB (fast_physical only reads it and
-    # leaves misses to the generic path), so the page stays mapped as it is
-    # for the whole run.
+    # it.  The fast tier fills the TLB (memory.quiet_walk) but never that
+    # entry's slot, so the page stays mapped as it is for the whole run, as
+    # the generic path's fetches would find it.
     pa = (ic[idx, D_TAG] >> IC_TAG_SHIFT) - 1
     page_pa = pa & ~PAGE_MASK
     code_page = eip >> PAGE_SHIFT
@@ -509,11 +510,11 @@ def fast_run(g, idx, eip, limit):
             elif f & FAST_MEM_WRITE:
                 if not (writable >> seg) & 1:
                     break
-                mpa = fast_physical(g, ea, size, True, paging, user, wp)
+                mpa = fast_physical(g, ea, size, True, paging, user, wp, code_page)
             else:
                 if not (readable >> seg) & 1:
                     break
-                mpa = fast_physical(g, ea, size, False, paging, user, wp)
+                mpa = fast_physical(g, ea, size, False, paging, user, wp, code_page)
             if mpa < 0:
                 break
         if op == F_MOV or op == F_MOVZX or op == F_MOVSX:
@@ -647,7 +648,7 @@ def fast_run(g, idx, eip, limit):
                 break
             if op == F_PUSH or op == F_CALL or op == F_CALLI:
                 sp = (cpu[ESP] - 4) & 0xFFFFFFFF
-                spa = fast_physical(g, sp, 4, True, paging, user, wp)
+                spa = fast_physical(g, sp, 4, True, paging, user, wp, code_page)
                 if spa < 0:
                     break
                 if op == F_CALL:
@@ -666,7 +667,7 @@ def fast_run(g, idx, eip, limit):
                 sp = cpu[ESP] & 0xFFFFFFFF
                 if sp + 3 > 0xFFFFFFFF:
                     break
-                spa = fast_physical(g, sp, 4, False, paging, user, wp)
+                spa = fast_physical(g, sp, 4, False, paging, user, wp, code_page)
                 if spa < 0:
                     break
                 v = ram_read(mem, spa, 4)

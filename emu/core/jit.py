@@ -15,7 +15,7 @@ import os
 import pathlib
 
 import numba
-from numba.core import errors, types
+from numba.core import errors, sigutils, types
 from numba.core.compiler_lock import global_compiler_lock
 
 from emu.core import jit_link
@@ -66,6 +66,30 @@ def jit_inline(fn):
     as seven or more machine words."""
     return _hot_dispatcher(numba.njit(nogil=True, _nrt=False, no_cfunc_wrapper=True,
                                       inline="always")(fn))
+
+
+def c_function(fn, signature):
+    """``fn`` compiled as a C function (numba's cfunc: ``.address``), for
+    machine code that is not numba's to call (compiled blocks); cached on
+    disk as @jit functions are, and loaded without refreshing numba's
+    compiler (below), which a cache miss does before it compiles."""
+    from numba.core.ccallback import CFunc
+    function = CFunc(fn, sigutils.normalize_signature(signature), locals={},
+                     options={"nopython": True, "_nrt": False})
+    function.enable_caching()
+    _load_cache_without_refresh(function)
+    load = function._cache.load_overload
+
+    def load_or_refresh(sig, target_context):
+        cres = load(sig, target_context)
+        if cres is None:
+            target_context.refresh()
+            target_context.typing_context.refresh()
+        return cres
+
+    function._cache.load_overload = load_or_refresh
+    function.compile()
+    return function
 
 
 def _hot_dispatcher(dispatcher):

@@ -226,14 +226,19 @@ def page_fault(cpu, lin, err):
 
 
 @jit
-def access_allowed(cpu, rights, write, user, fetch, nx, lin, err):
+def access_refused(cpu, rights, write, user, fetch, nx):
     """U/S and R/W of the combined entries (SDM Vol. 3, 4.6): user accesses
     need U/S; writes need R/W for users, and for the supervisor when
-    CR0.WP is set; with EFER.NXE, fetches need XD clear.  A refusal is #PF
-    with P = 1 and CR2 = lin."""
-    if (user and not (rights & PTE_US)) or \
-            (write and not (rights & PTE_RW) and (user or (cpu[CR0] & CR0_WP))) or \
-            (fetch and nx):
+    CR0.WP is set; with EFER.NXE, fetches need XD clear."""
+    return (user and not (rights & PTE_US)) or \
+        (write and not (rights & PTE_RW) and (user or (cpu[CR0] & CR0_WP) != 0)) or \
+        (fetch and nx)
+
+
+@jit
+def access_allowed(cpu, rights, write, user, fetch, nx, lin, err):
+    """access_refused, where a refusal is #PF with P = 1 and CR2 = lin."""
+    if access_refused(cpu, rights, write, user, fetch, nx):
         page_fault(cpu, lin, err | PF_P)
         return False
     return True
@@ -339,6 +344,53 @@ def page_walk(g, lin, access, user):
     if pae:
         return walk_pae(g, lin, write, user, fetch, err)
     return walk_32(g, lin, write, user, fetch, err)
+
+
+@jit
+def plain_table_entry(g, addr):
+    """The 32-bit paging entry at physical ``addr``, or -1 when reading it
+    or setting its A and D bits could be more than plain RAM: outside RAM
+    (holes, MMIO, the ROM alias), in the locked BIOS ROM, or on a page
+    holding decoded code (the write would invalidate it)."""
+    if addr + 4 > g.mem.shape[0] or ((addr >> 16) == (BIOS_ROM >> 16) and g.dev[ROM_LOCKED]):
+        return -1
+    page = addr >> PAGE_SHIFT
+    if page >= g.pm.shape[0] or g.pm[page] & PM_CODE:
+        return -1
+    return phys_read(g, addr, 4)
+
+
+@jit
+def quiet_walk(g, lin, write, user, keep_vpn):
+    """page_walk for the fast tier and compiled blocks (which leave faults,
+    devices and self-modifying code to the generic path): the walk, its A
+    and D bits and its TLB fill, when 32-bit paging maps ``lin`` for the
+    access through entries in plain RAM (plain_table_entry) and the fill
+    does not evict ``keep_vpn``'s translation (the code page the caller
+    runs on); else -1, and nothing has changed.  Checked first, then
+    walked by walk_32, so both leave the same state."""
+    cpu = g.cpu
+    if cpu[CR4] & CR4_PAE:
+        return -1
+    vpn = lin >> PAGE_SHIFT
+    mask = g.tlb.shape[0] - 1
+    if vpn != keep_vpn and (vpn & mask) == (keep_vpn & mask):
+        return -1
+    pde = plain_table_entry(g, (cpu[CR3] & 0xFFFFF000) + ((lin >> 22) << 2))
+    if pde < 0 or not pde & PTE_P:
+        return -1
+    rights = pde
+    if (pde & PTE_PS) and (cpu[CR4] & CR4_PSE):
+        if pde & PSE_RESERVED:
+            return -1
+    else:
+        pte = plain_table_entry(g, (pde & 0xFFFFF000) + (((lin >> 12) & 0x3FF) << 2))
+        if pte < 0 or not pte & PTE_P:
+            return -1
+        rights &= pte
+    if access_refused(cpu, rights, write, user, False, False):
+        return -1
+    return walk_32(g, lin, write, user, False, 0)
 
 
 @jit
