@@ -210,7 +210,8 @@ def assert_same_state(fast, slow, where, names=("fast", "generic"), same_tier=Fa
             x, y = x.copy(), y.copy()
             x[list(JIT_SLOTS)] = y[list(JIT_SLOTS)] = 0
             if not same_tier:
-                x[L.FAST_RETIRED] = y[L.FAST_RETIRED] = 0     # the one counter that tells them apart
+                # the counters that tell them apart
+                x[[L.FAST_RETIRED, L.STRING_PAGED]] = y[[L.FAST_RETIRED, L.STRING_PAGED]] = 0
                 x[L.OPTIONS] &= ~L.OPT_NO_FAST_PATH            # and the switch itself
                 y[L.OPTIONS] &= ~L.OPT_NO_FAST_PATH
         if not np.array_equal(x, y):

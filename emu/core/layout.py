@@ -79,6 +79,7 @@ BP_COUNT = 98       # number of active breakpoints at BP_FIRST..
 FAULT_CLASS = 99
 FAULT_STOP = 100    # 1 while a fault that stops the run is being reported
 SHADOW_DONE = 101
+STRING_PAGED = 102  # REP MOVS/STOS elements done a page at a time (isa/string.py string_run): a counter
 DESC_SCRATCH = 104   # two slots: a descriptor read by faults.py (lo, hi)
 INTR_LINE = 106     # the PIC's INT output: a maskable interrupt is requested
 NMI_PENDING = 107
