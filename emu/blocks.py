@@ -158,7 +158,7 @@ class _Insn:
             if self.shift not in (F.SHIFT_SHL, F.SHIFT_SHR, F.SHIFT_SAR) \
                     or self.b not in (F.OPD_IMM, F.OPD_ONE):
                 return False
-        elif not 0 < self.op <= F.F_JMPI:
+        elif not 0 < self.op <= F.F_IMUL1:
             return False
         if self.op in STACK_OPS and not env & BLOCK_ENV_STACK:
             return False
@@ -729,6 +729,26 @@ class _Compiler:
             lo = w.bin("and", p, _mask(s0))
             self.set_reg(a, s0, lo)
             self.mul_flags(lo, s0, w.cmp("ne", p, self.signed(lo, s0)))
+        elif op == F.F_SETCC:
+            put(a, 1, w.op(f"zext i1 {self.condition(insn.opcode & 15)} to i64"))
+        elif op == F.F_CMOV:
+            v = source(b, s1)               # read whatever the condition
+            taken = self.condition(insn.opcode & 15)
+            self.set_reg(a, s0, w.select(taken, v, self.get_reg(a, s0)))
+        elif op in (F.F_MUL, F.F_IMUL1):
+            x = source(a, s0)
+            if op == F.F_MUL:
+                p = w.bin("mul", self.get_reg(0, s0), x)       # < 2^64: i64 keeps its bits
+            else:
+                p = w.bin("mul", self.signed(self.get_reg(0, s0), s0), self.signed(x, s0))
+            lo = w.bin("and", p, _mask(s0))
+            hi = w.bin("and", w.bin("lshr", p, s0 * 8), _mask(s0))
+            if s0 == 1:                     # muldiv.store_double
+                self.set_reg(0, 2, w.bin("or", lo, w.bin("shl", hi, 8)))
+            else:
+                self.set_reg(0, s0, lo)
+                self.set_reg(2, s0, hi)
+            self.mul_flags(lo, s0, w.cmp("ne", hi, 0) if op == F.F_MUL else w.cmp("ne", p, self.signed(lo, s0)))
         elif op == F.F_LEA:
             self.set_reg(a, 4, ea)
         elif op == F.F_JCC:

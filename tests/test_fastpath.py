@@ -112,8 +112,11 @@ def fast_instruction(rnd):
         return bytes([0x6A, rnd.randrange(256)])
     if kind == 12:     # POP (not ESP: the stack would leave RAM for good)
         return bytes([0x58 + dest_reg(rnd)])
-    if kind == 13:
-        return b"\x90"
+    if kind == 13:     # NOP, or MOV between the accumulator and a direct offset (moffs)
+        if rnd.randrange(2):
+            return b"\x90"
+        return bytes([rnd.choice([0xA0, 0xA1, 0xA2, 0xA3])]) + \
+            rnd.choice([DATA + rnd.randrange(0x1000), CODE + 0x10, 0xFFFFFFFE, MEMORY - 2]).to_bytes(4, "little")
     if kind == 14:     # a segment override, a 16-bit operand, or one of the later forms
         if rnd.randrange(2):
             return later_instruction(rnd)
@@ -122,9 +125,9 @@ def fast_instruction(rnd):
 
 
 def later_instruction(rnd):
-    """Shifts and rotates (by 1, CL, imm8), IMUL r, r/m [, imm], CALL and
-    JMP through a register or memory."""
-    kind = rnd.randrange(4)
+    """Shifts and rotates (by 1, CL, imm8), IMUL r, r/m [, imm], SETcc,
+    CMOVcc, MUL, CALL and JMP through a register or memory."""
+    kind = rnd.randrange(5)
     if kind == 0:
         op = rnd.choice([0xC0, 0xC1, 0xD0, 0xD1, 0xD2, 0xD3])
         imm = bytes([rnd.choice([0, 1, 3, 8, 31, 33, rnd.randrange(256)])]) if op in (0xC0, 0xC1) else b""
@@ -136,14 +139,21 @@ def later_instruction(rnd):
         if choice == 1:
             return b"\x69" + rm_operand(rnd, dest_reg(rnd)) + rnd.randrange(1 << 32).to_bytes(4, "little")
         return b"\x6b" + rm_operand(rnd, dest_reg(rnd)) + bytes([rnd.randrange(256)])
+    if kind == 2:
+        choice = rnd.randrange(4)
+        if choice == 0:
+            return bytes([0x0F, 0x90 + rnd.randrange(16)]) + rm_operand(rnd, 0)
+        if choice == 1:
+            return bytes([0x0F, 0x40 + rnd.randrange(16)]) + rm_operand(rnd, dest_reg(rnd))
+        return bytes([rnd.choice([0xF6, 0xF7])]) + rm_operand(rnd, choice + 2)    # MUL, IMUL
     # an indirect CALL or JMP: through EDI set to a nearby instruction boundary, or anywhere
     setup = b"\xbf" + (CODE + rnd.randrange(0, 0x200)).to_bytes(4, "little")
     return setup + bytes([0xFF]) + (modrm(3, rnd.choice([2, 4]), EDI) if rnd.randrange(3)
                                     else rm_operand(rnd, rnd.choice([2, 4])))
 
 
-GENERIC = [b"\xf7\xe3", b"\x0f\xa4\xc2\x03", b"\x0f\xc8", b"\x86\xc4", b"\xf7\xd2",b"\xf8", b"\xf9", b"\xf5", b"\x9c", b"\x9d", b"\x0f\xaf\xc1", b"\xd1\xe0", b"\xd1\xf9",
-           b"\x87\xca", b"\x11\xc8", b"\x19\xd0", b"\xf3\x90", b"\x0f\x45\xc2", b"\x0f\x94\xc0",
+GENERIC = [b"\x0f\xbc\xc1", b"\x0f\xa4\xc2\x03", b"\x0f\xc8", b"\x86\xc4", b"\xf7\xd2",b"\xf8", b"\xf9", b"\xf5", b"\x9c", b"\x9d", b"\x0f\xaf\xc1", b"\xd1\xe0", b"\xd1\xf9",
+           b"\x87\xca", b"\x11\xc8", b"\x19\xd0", b"\xf3\x90", b"\x0f\xc1\xc8", b"\x0f\xbd\xc1",
            b"\x99", b"\x98", b"\xf7\xd8", b"\x13\x03", b"\xc1\xe2\x05", b"\x0f\xa3\xc8"]
 
 

@@ -9,8 +9,9 @@ time in those calls, not in the work.
 
 Here, lookup() classifies each instruction once, when it decodes it
 (``classify``): MOV, MOVZX, MOVSX, LEA, ADD, SUB, CMP, AND, OR, XOR, TEST,
-INC, DEC, Jcc, JMP rel, CALL rel, RET, PUSH reg/imm, POP reg and NOP, with
-32-bit addressing and no LOCK or REP, get a fast operation and their
+INC, DEC, shifts and rotates, IMUL, MUL, SETcc,
+CMOVcc, Jcc, JMP rel and r/m, CALL rel and r/m, RET, PUSH reg/imm, POP reg
+and NOP, with 32-bit addressing and no LOCK or REP, get a fast operation and their
 operands packed into one word of the record (D_FAST).  The run loop hands
 such an instruction to ``fast_run``, which executes it and the classified
 instructions after it for as long as they are in the icache on the same
@@ -38,12 +39,13 @@ from emu.core.memory import PM_CODE, PM_DIRTY, PAGE_SHIFT, PAGE_MASK, T_USER, T_
     TLB_TAG, TLB_VALUE, BIOS_ROM, quiet_walk
 from emu.core import operands
 from emu.core.isa import shift
-from emu.core.isa.muldiv import signed, mul_flags
+from emu.core.isa.muldiv import signed, mul_flags, store_double
 from emu.core.dispatch import (IMPL_MOV, IMPL_MOVZX, IMPL_MOVSX, IMPL_LEA, IMPL_ADD, IMPL_SUB,
                                IMPL_CMP, IMPL_AND, IMPL_OR, IMPL_XOR, IMPL_TEST, IMPL_INC,
                                IMPL_DEC, IMPL_Jcc, IMPL_JMP, IMPL_CALL, IMPL_RET, IMPL_PUSH,
                                IMPL_POP, IMPL_NOP, IMPL_SHL, IMPL_SHR, IMPL_SAR, IMPL_ROL,
-                               IMPL_ROR, IMPL_RCL, IMPL_RCR, IMPL_IMUL)
+                               IMPL_ROR, IMPL_RCL, IMPL_RCR, IMPL_IMUL, IMPL_SETcc, IMPL_CMOVcc,
+                               IMPL_MUL)
 from devices.chips.layout import ROM_LOCKED
 from emu.core.blockcall import (call_block, BLOCK_ENV_PAGING, BLOCK_ENV_USER, BLOCK_ENV_WP,
                                   BLOCK_ENV_STACK, BLOCK_ENV_READABLE, BLOCK_ENV_WRITABLE, BLOCK_ENV_AMD,
@@ -52,9 +54,9 @@ from emu.core.layout import (D_TAG, D_GEN, D_MODE, D_LEN, D_FAST, IC_TAG_SHIFT, 
                              D_SEG, D_REP, D_LOCK, D_MOD, D_REG, D_RM, D_BASE, D_INDEX, D_SCALE,
                              D_DISP, D_IMM, D_K0, D_S0, D_S1, D_S2, D_OPCODE, D_HASMEM, D_NOPS,
                              K_NONE, K_RM, K_REG, K_IMM, K_REL, K_OPREG, K_MEM, K_GPR, K_SEGFIX,
-                             K_ONE,
+                             K_ONE, K_MOFFS,
                              REP_NONE, IC_ENTRIES, MODE_CS32, MODE_PE, CS, SS, ESP, EIP,
-                             NEXT_EIP, INSN_EIP, EA, ICOUNT, ICACHE_HITS, INHIBIT_IRQ, CR0,
+                             NEXT_EIP, INSN_EIP, EA, ICOUNT, EAX, ICACHE_HITS, INHIBIT_IRQ, CR0,
                              CR0_PG, CR0_WP, CPL, A20_MASK, SEG_SLOTS, SEG_STRIDE, SEG_BASE,
                              SEG_LIMIT, SEG_ATTR, ATTR_UNUSABLE, ATTR_DB, LF_OP, LF_A, LF_B, LF_R,
                              LF_SIZE, FAST_RETIRED, EFLAGS, FLAG_CF, D_BLOCK, D_BLOCK_KEY, D_HEAT,
@@ -87,6 +89,10 @@ F_SHIFT = 21         # SHL SHR SAR ROL ROR RCL RCR (which one: D_FAST bits 32-35
 F_IMUL = 22          # IMUL r, r/m and IMUL r, r/m, imm (D_FAST bit 29: the immediate form)
 F_CALLI = 23         # CALL r/m (near, absolute indirect)
 F_JMPI = 24          # JMP r/m
+F_SETCC = 25         # SETcc r/m8
+F_CMOV = 26          # CMOVcc r, r/m
+F_MUL = 27           # MUL r/m (unsigned, into AX, DX:AX or EDX:EAX)
+F_IMUL1 = 28         # IMUL r/m (signed, the same double width)
 
 SHIFT_SHL, SHIFT_SHR, SHIFT_SAR, SHIFT_ROL, SHIFT_ROR, SHIFT_RCL, SHIFT_RCR = range(7)
 
@@ -122,7 +128,7 @@ def operand_code(d, i):
         return d[D_OPCODE] & 7
     if kind >= K_GPR and kind < K_SEGFIX:
         return kind - K_GPR
-    if kind == K_MEM:
+    if kind == K_MEM or kind == K_MOFFS:      # MOV moffs: D_DISP with no base or index
         return OPD_MEM
     if kind == K_IMM:
         return OPD_IMM
@@ -179,6 +185,17 @@ def fast_operation(d, a, b):
     elif m == IMPL_IMUL:
         if d[D_NOPS] >= 2 and a < 8 and (b < 8 or b == OPD_MEM):
             return F_IMUL
+        if d[D_NOPS] == 1 and (a < 8 or a == OPD_MEM) and b == OPD_NONE:
+            return F_IMUL1
+    elif m == IMPL_SETcc:
+        if (a < 8 or a == OPD_MEM) and b == OPD_NONE:
+            return F_SETCC
+    elif m == IMPL_CMOVcc:
+        if a < 8 and (b < 8 or b == OPD_MEM):
+            return F_CMOV
+    elif m == IMPL_MUL:
+        if (a < 8 or a == OPD_MEM) and b == OPD_NONE:
+            return F_MUL
     elif osize != 4:
         return 0
     elif m == IMPL_Jcc or m == IMPL_JMP or m == IMPL_CALL:
@@ -241,7 +258,8 @@ def classify(d):
     if op == 0:
         return
     word = op | (a << 8) | (b << 12) | (d[D_S0] << 16) | (d[D_S1] << 20) | (d[D_S2] << 24)
-    if a == OPD_MEM and op != F_CMP and op != F_TEST and op != F_CALLI and op != F_JMPI:
+    if a == OPD_MEM and op != F_CMP and op != F_TEST and op != F_CALLI and op != F_JMPI and op != F_MUL \
+            and op != F_IMUL1:
         word |= FAST_MEM_WRITE
     if third == K_IMM:
         word |= FAST_IMM3
@@ -631,6 +649,28 @@ def fast_run(g, idx, eip, limit):
             lo = p & ((1 << (s0 * 8)) - 1)
             set_reg(cpu, a, s0, lo)
             mul_flags(cpu, lo, s0, p != signed(lo, s0))
+        elif op == F_SETCC:
+            v = 1 if branch_taken(cpu, row[D_OPCODE] & 15) else 0
+            if a < 8:
+                set_reg(cpu, a, 1, v)
+            else:
+                ram_write(g, mpa, 1, v)
+        elif op == F_CMOV:
+            # the source is read whatever the condition (move.cmovcc)
+            v = get_reg(cpu, b, s1) if b < 8 else ram_read(mem, mpa, s1)
+            if branch_taken(cpu, row[D_OPCODE] & 15):
+                set_reg(cpu, a, s0, v)
+        elif op == F_MUL or op == F_IMUL1:
+            x = get_reg(cpu, a, s0) if a < 8 else ram_read(mem, mpa, s0)
+            mask = (1 << (s0 * 8)) - 1
+            if op == F_MUL:
+                p = get_reg(cpu, EAX, s0) * x       # < 2^64: int64 keeps its bits
+            else:
+                p = signed(get_reg(cpu, EAX, s0), s0) * signed(x, s0)
+            lo = p & mask
+            hi = (p >> (s0 * 8)) & mask
+            store_double(cpu, s0, lo, hi)
+            mul_flags(cpu, lo, s0, (hi != 0) if op == F_MUL else (p != signed(lo, s0)))
         elif op == F_JMPI:
             target = get_reg(cpu, a, 4) if a < 8 else ram_read(mem, mpa, 4)
         elif op == F_LEA:
@@ -684,7 +724,7 @@ def fast_run(g, idx, eip, limit):
         eip = target
         # a leader: after a transfer, or after what a block cannot hold
         # (blocks.py _Insn.takes: rotates and shifts by CL)
-        leader = (op >= F_JCC and op <= F_RET) or op >= F_CALLI \
+        leader = (op >= F_JCC and op <= F_RET) or op == F_CALLI or op == F_JMPI \
             or (op == F_SHIFT and (((f >> 32) & 0xF) > SHIFT_SAR or b < 8))
         if n >= limit or requested:
             break
