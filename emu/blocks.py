@@ -9,9 +9,11 @@ cannot hold) has started ``JIT_THRESHOLD`` times, the fast tier asks for a
 block there (JIT_REQUEST, with the entry conditions in JIT_REQUEST_ENV) and
 the run loop exits to Python (EXIT_COMPILE).
 
-A block is the leader and the instructions it reaches by falling through
-and by direct jumps (both ways of a Jcc), on its page, in the decode cache,
-64 at most: loops with branches inside are one block.  Here they are read
+A block is the leader and the instructions it reaches by falling through,
+by direct jumps (both ways of a Jcc) and by direct calls (the callee, and
+the return site), on its page, in the decode cache, 64 at most: loops with
+branches inside are one block, and so are calls to functions on the page
+(recursion too).  Here they are read
 back from the decode cache, written as LLVM IR with every operand, size and
 constant folded in and the entry conditions fixed (paging or not, CPL 3,
 WP, which segments are flat, the undefined-flags policy), and compiled by
@@ -32,11 +34,13 @@ holding code) and, when one fails, the block returns the number of
 instructions it retired before it, with NEXT_EIP and INSN_EIP set as the
 fast tier sets them; the fast tier then goes on from there as if it had
 run them itself.  A TLB miss calls memory.quiet_walk as the fast tier
-does (a C function: quiet_walk_address), which fills the entry
-when the walk can neither fault nor touch more than plain RAM.  So a block
-never faults or touches a device: those stay with the generic path.  A call, return or indirect jump
-leaves the block, as does a jump to an instruction it does not hold; a
-jump back inside it is taken only while a pass through the whole block
+does (a C function: quiet_walk_address), which fills the entry when the
+walk can neither fault nor touch more than plain RAM.  So a block never
+faults or touches a device: those stay with the generic path.  A RET
+whose popped address is a return site of the block goes there; any other
+return, an indirect call or jump, or a jump to an instruction the block
+does not hold leaves it.  A jump back inside it (to a lower or equal EIP:
+every cycle has one) is taken only while a pass through the whole block
 still fits the budget (``left``), so ``run(max_instructions)`` stops where
 the interpreter stops.
 
@@ -146,6 +150,10 @@ class _Insn:
             return (self.next_eip, self.jump_target())
         if self.op == F.F_JMP:
             return (self.jump_target(),)
+        if self.op == F.F_CALL:
+            # the callee, and the return site (a RET in the block that pops
+            # its address goes there)
+            return (self.jump_target(), self.next_eip)
         if self.op in TRANSFERS:
             return ()
         return (self.next_eip,)
@@ -661,8 +669,8 @@ class _Compiler:
 
     def instruction(self, k, insn):
         """The IR of instruction k; returns how it goes on: ("to", eip),
-        ("jcc", taken: an i1, eip taken, eip not taken) or ("leave", the
-        target: an IR value)."""
+        ("jcc", taken: an i1, eip taken, eip not taken), ("ret", the
+        popped address: an IR value) or ("leave", the target: an IR value)."""
         w = self.w
         op, a, b, s0, s1 = insn.op, insn.a, insn.b, insn.s0, insn.s1
         target = insn.next_eip
@@ -766,7 +774,7 @@ class _Compiler:
                 spa = self.physical(sp, 4, True, k)
                 if op == F.F_CALL:
                     v = str(insn.next_eip)
-                    target = ("leave", str(insn.jump_target()))
+                    target = insn.jump_target()
                 elif op == F.F_CALLI:
                     v = str(insn.next_eip)
                     target = ("leave", source(a, 4))
@@ -783,7 +791,7 @@ class _Compiler:
                 v = self.ram_read(spa, 4)
                 w.store_cpu(L.ESP, w.bin("and", w.bin("add", sp, 4), 0xFFFFFFFF))
                 if op == F.F_RET:
-                    target = ("leave", v)
+                    target = ("ret", v)
                 else:
                     self.set_reg(a, 4, v)
         if mpa is not None:
@@ -816,6 +824,7 @@ class _Compiler:
         w = self.w
         insns = self.insns
         at = {insn.eip: k for k, insn in enumerate(insns)}
+        self.return_sites = sorted({i.next_eip for i in insns if i.op == F.F_CALL and i.next_eip in at})
         entries = {insns[0].eip: 2}       # the leader: the call, and whatever else
         for insn in insns:
             for eip in insn.successors():
@@ -878,6 +887,16 @@ class _Compiler:
                 w.label(not_taken)
                 self.go(k, how[3], at)
                 falls_into = how[3]
+            elif how[0] == "ret":
+                # a return to a call site of the block stays in it
+                for site in self.return_sites:
+                    back, other = w.new_label("return"), w.new_label("not_return")
+                    w.emit(f"br i1 {w.cmp('eq', how[1], site)}, label %{back}, label %{other}")
+                    w.label(back)
+                    self.go(k, site, at)
+                    w.label(other)
+                w.set_local(L.NEXT_EIP, how[1])
+                w.emit("br label %out")
             else:
                 w.set_local(L.NEXT_EIP, how[1])
                 w.emit("br label %out")

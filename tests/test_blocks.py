@@ -147,6 +147,67 @@ def test_a_block_with_branches_inside_runs_them_and_stops_at_the_budget(budget):
     assert int(jit._state.cpu[L.JIT_RETIRED]) > 15_000
 
 
+RECURSION = """
+bits 32
+org 0x1000
+    mov eax, 13
+    call fib
+    mov ebx, eax
+    call skip_two           ; returns past the 2-byte instruction after the call
+    inc bl
+    inc ebx
+    hlt
+fib:                        ; eax = fib(eax), recursively
+    cmp eax, 2
+    jb .done
+    push eax
+    dec eax
+    call fib
+    pop ecx
+    push eax
+    lea eax, [ecx - 2]
+    call fib
+    pop ecx
+    add eax, ecx
+.done:
+    ret
+skip_two:                   ; a return that is no call site's
+    pop ecx
+    add ecx, 2
+    push ecx
+    ret
+"""
+
+
+def recursion_machine(jit):
+    from tests.asm import assemble
+    m = Machine.flat32(memory_size=MEMORY)
+    m.jit = jit
+    m.memory.write(CODE, assemble(RECURSION))
+    m.cpu.eip, m.cpu.esp = CODE, 0x8000
+    return m
+
+
+@pytest.mark.parametrize("budget", [1, 6, 600, 6001])
+def test_calls_and_returns_on_the_page_stay_in_the_block(budget):
+    """A block follows a direct call into its callee and keeps the return
+    site: a RET that pops a return site of the block goes on inside it
+    (recursion runs in one block), any other address leaves it; the budget
+    still stops the run where the interpreter stops (a call back to the
+    leader is a jump back)."""
+    jit, plain = recursion_machine(True), recursion_machine(False)
+    jit._state.cpu[L.JIT_THRESHOLD] = 10
+    while True:
+        e = jit.run(max_instructions=budget)
+        assert e == plain.run(max_instructions=budget)
+        assert_same_state(jit, plain, f"budget {budget}")
+        if e.kind != "budget":
+            break
+    assert e.kind == "halt" and jit.cpu.eax == 233 and jit.cpu.ebx == 234       # fib(13), INC BL skipped
+    if budget >= 600:
+        assert int(jit._state.cpu[L.JIT_RETIRED]) > 0.9 * int(jit._state.cpu[L.ICOUNT])
+
+
 def test_a_write_to_the_code_drops_the_block():
     """Self-modifying code: a write to a page holding decoded code bumps its
     generation, so the block (in the leader's icache row) is not run."""
@@ -226,6 +287,34 @@ def test_jit_switch_and_reset():
     assert not m.jit, "the switch is a setting of the machine, kept by reset"
     m.jit = True
     assert int(m._state.cpu[L.JIT_THRESHOLD]) == L.JIT_DEFAULT_THRESHOLD
+
+
+@pytest.mark.parametrize("segment", ["ds", "es", "ss"])
+def test_a_block_made_while_a_segment_is_read_only_leaves_its_writes_to_the_generic_path(segment):
+    """``l: mov eax, [ebx]; dec ecx; jnz l; mov [ebx], eax; hlt`` (through
+    ``segment``), run once, then again with that segment flat but
+    read-only: the loop runs in a block made for that, and the write after
+    it is a #GP(0) (#SS(0) for SS; SDM Vol. 3, 5.5), as the generic path
+    raises it."""
+    prefix = {"ds": b"", "es": b"\x26", "ss": b"\x36"}[segment]
+    code = b"\xb9\x00\x10\x00\x00\xbb\x00\x30\x00\x00" + prefix + b"\x8b\x03\x49\x75" \
+        + bytes([0x100 - 5 - len(prefix)]) + prefix + b"\x89\x03\xf4"
+    exits = []
+    for jit in (True, False):
+        m = Machine.flat32(memory_size=MEMORY)
+        m.jit = jit
+        m._state.cpu[L.JIT_THRESHOLD] = 50
+        m.memory.write(CODE, code)
+        m.cpu.esp = 0x8000
+        m.cpu.eip, m.cpu.ecx = CODE + 5, 10          # a short run first: every instruction decoded
+        assert m.run(max_instructions=100).kind == "halt"
+        m.cpu.eip = CODE
+        m.cpu.set_segment(segment, 0x18, 0, 0xFFFFFFFF, 0xC091)       # data, read-only
+        exits.append(m.run(max_instructions=100_000))
+        if jit:
+            assert int(m._state.cpu[L.JIT_RETIRED]) > 1000
+    assert exits[0] == exits[1]
+    assert (exits[0].kind, exits[0].vector) == ("exception", 12 if segment == "ss" else 13)
 
 
 def test_a_block_runs_only_under_the_conditions_it_was_made_for():

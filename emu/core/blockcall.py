@@ -21,8 +21,8 @@ BLOCK_ENV_PAGING = 1 << 0
 BLOCK_ENV_USER = 1 << 1
 BLOCK_ENV_WP = 1 << 2
 BLOCK_ENV_STACK = 1 << 3        # SS is flat, writable and 32-bit
-BLOCK_ENV_READABLE = 8          # bits 8-13: ES CS SS DS FS GS flat and readable
-BLOCK_ENV_WRITABLE = 16         # bits 16-21: ... and writable
+BLOCK_ENV_READABLE = 1 << 8     # bits 8-13: ES CS SS DS FS GS flat and readable
+BLOCK_ENV_WRITABLE = 1 << 16    # bits 16-21: ... and writable
 BLOCK_ENV_AMD = 1 << 22         # UNDEFINED_FLAGS is UNDEF_AMD
 BLOCK_ENV_ZERO = 1 << 23        # ... neither UNDEF_INTEL nor UNDEF_AMD
 
