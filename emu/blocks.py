@@ -209,8 +209,8 @@ def _cached_row(ic, page, gen, leader, at):
 def read_block(ic, pm, idx, eip, env):
     """The instructions of the block led by icache row ``idx`` at ``eip``,
     for the entry conditions ``env`` (BLOCK_ENV_*): the leader first, then
-    those reached from it by falling through and by direct jumps (in the
-    order found, MAX_INSNS at most), each in the cache (tag, mode and
+    those reached from it by falling through, by direct jumps and by direct
+    calls (_Insn.successors; in the order found, MAX_INSNS at most), each in the cache (tag, mode and
     generation of the leader's page), on the leader's page, and one a block
     can hold.  [] when there is none."""
     where = _leader_page(ic, pm, idx, eip)

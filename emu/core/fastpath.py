@@ -35,11 +35,11 @@ import numpy as np
 from emu.core.jit import jit, jit_inline
 from emu.core.flags import (condition, keep_carry, LF_NONE, LF_ADD, LF_SUB, LF_INC, LF_DEC,
                             LF_LOGIC)
-from emu.core.memory import PM_CODE, PM_DIRTY, PAGE_SHIFT, PAGE_MASK, T_USER, T_WRITE, T_DIRTY, \
-    TLB_TAG, TLB_VALUE, BIOS_ROM, quiet_walk
+from emu.core.memory import PM_CODE, PM_DIRTY, PAGE_SHIFT, PAGE_MASK, TLB_TAG, BIOS_ROM, \
+    ACCESS_READ, ACCESS_WRITE, tlb_lookup, quiet_walk
 from emu.core import operands
 from emu.core.isa import shift
-from emu.core.isa.muldiv import signed, mul_flags, store_double
+from emu.core.isa.muldiv import signed, mul_flags, multiply_double
 from emu.core.dispatch import (IMPL_MOV, IMPL_MOVZX, IMPL_MOVSX, IMPL_LEA, IMPL_ADD, IMPL_SUB,
                                IMPL_CMP, IMPL_AND, IMPL_OR, IMPL_XOR, IMPL_TEST, IMPL_INC,
                                IMPL_DEC, IMPL_Jcc, IMPL_JMP, IMPL_CALL, IMPL_RET, IMPL_PUSH,
@@ -56,7 +56,7 @@ from emu.core.layout import (D_TAG, D_GEN, D_MODE, D_LEN, D_FAST, IC_TAG_SHIFT, 
                              K_NONE, K_RM, K_REG, K_IMM, K_REL, K_OPREG, K_MEM, K_GPR, K_SEGFIX,
                              K_ONE, K_MOFFS,
                              REP_NONE, IC_ENTRIES, MODE_CS32, MODE_PE, CS, SS, ESP, EIP,
-                             NEXT_EIP, INSN_EIP, EA, ICOUNT, EAX, ICACHE_HITS, INHIBIT_IRQ, CR0,
+                             NEXT_EIP, INSN_EIP, EA, ICOUNT, ICACHE_HITS, INHIBIT_IRQ, CR0,
                              CR0_PG, CR0_WP, CPL, A20_MASK, SEG_SLOTS, SEG_STRIDE, SEG_BASE,
                              SEG_LIMIT, SEG_ATTR, ATTR_UNUSABLE, ATTR_DB, LF_OP, LF_A, LF_B, LF_R,
                              LF_SIZE, FAST_RETIRED, EFLAGS, FLAG_CF, D_BLOCK, D_BLOCK_KEY, D_HEAT,
@@ -298,7 +298,7 @@ def flat_segments(cpu):
 
 
 @jit_inline
-def fast_physical(g, lin, size, write, paging, user, wp, code_page):
+def fast_physical(g, lin, size, write, paging, user, code_page):
     """Physical address of a flat access that the fast tier may do itself,
     or -1: an access across a page, a TLB miss (or a right the entry does
     not give; a write through a clean entry must set D) that
@@ -307,14 +307,8 @@ def fast_physical(g, lin, size, write, paging, user, wp, code_page):
     if (lin & PAGE_MASK) + size > 0x1000:
         return -1
     if paging:
-        tlb = g.tlb
-        vpn = lin >> PAGE_SHIFT
-        i = vpn & (tlb.shape[0] - 1)
-        e = tlb[i, TLB_VALUE]
-        if tlb[i, TLB_TAG] == vpn + 1 and not (user and not (e & T_USER)) and \
-                not (write and not ((e & T_DIRTY) and ((e & T_WRITE) or (not user and not wp)))):
-            pa = (e & ~PAGE_MASK) | (lin & PAGE_MASK)
-        else:
+        pa = tlb_lookup(g, lin, ACCESS_WRITE if write else ACCESS_READ, user)
+        if pa < 0:
             pa = quiet_walk(g, lin, write, user, code_page)
             if pa < 0:
                 return -1
@@ -528,11 +522,11 @@ def fast_run(g, idx, eip, limit):
             elif f & FAST_MEM_WRITE:
                 if not (writable >> seg) & 1:
                     break
-                mpa = fast_physical(g, ea, size, True, paging, user, wp, code_page)
+                mpa = fast_physical(g, ea, size, True, paging, user, code_page)
             else:
                 if not (readable >> seg) & 1:
                     break
-                mpa = fast_physical(g, ea, size, False, paging, user, wp, code_page)
+                mpa = fast_physical(g, ea, size, False, paging, user, code_page)
             if mpa < 0:
                 break
         if op == F_MOV or op == F_MOVZX or op == F_MOVSX:
@@ -661,16 +655,8 @@ def fast_run(g, idx, eip, limit):
             if branch_taken(cpu, row[D_OPCODE] & 15):
                 set_reg(cpu, a, s0, v)
         elif op == F_MUL or op == F_IMUL1:
-            x = get_reg(cpu, a, s0) if a < 8 else ram_read(mem, mpa, s0)
-            mask = (1 << (s0 * 8)) - 1
-            if op == F_MUL:
-                p = get_reg(cpu, EAX, s0) * x       # < 2^64: int64 keeps its bits
-            else:
-                p = signed(get_reg(cpu, EAX, s0), s0) * signed(x, s0)
-            lo = p & mask
-            hi = (p >> (s0 * 8)) & mask
-            store_double(cpu, s0, lo, hi)
-            mul_flags(cpu, lo, s0, (hi != 0) if op == F_MUL else (p != signed(lo, s0)))
+            multiply_double(cpu, get_reg(cpu, a, s0) if a < 8 else ram_read(mem, mpa, s0), s0,
+                            op == F_IMUL1)
         elif op == F_JMPI:
             target = get_reg(cpu, a, 4) if a < 8 else ram_read(mem, mpa, 4)
         elif op == F_LEA:
@@ -688,7 +674,7 @@ def fast_run(g, idx, eip, limit):
                 break
             if op == F_PUSH or op == F_CALL or op == F_CALLI:
                 sp = (cpu[ESP] - 4) & 0xFFFFFFFF
-                spa = fast_physical(g, sp, 4, True, paging, user, wp, code_page)
+                spa = fast_physical(g, sp, 4, True, paging, user, code_page)
                 if spa < 0:
                     break
                 if op == F_CALL:
@@ -707,7 +693,7 @@ def fast_run(g, idx, eip, limit):
                 sp = cpu[ESP] & 0xFFFFFFFF
                 if sp + 3 > 0xFFFFFFFF:
                     break
-                spa = fast_physical(g, sp, 4, False, paging, user, wp, code_page)
+                spa = fast_physical(g, sp, 4, False, paging, user, code_page)
                 if spa < 0:
                     break
                 v = ram_read(mem, spa, 4)

@@ -10,7 +10,7 @@ generation, which invalidates its icache entries (self-modifying code).
 """
 import numpy as np
 
-from emu.core.jit import jit
+from emu.core.jit import jit, jit_inline
 from emu.core.exceptions import raise_fault
 from devices.chips.layout import MMIO_COUNT, MMIO_TABLE, MMIO_MAX, ROM_LOCKED
 from emu.core.layout import (MMIO_ADDR, MMIO_SIZE, MMIO_DIR, MMIO_DATA, MMIO_READ_READY,
@@ -403,23 +403,35 @@ def translate(g, lin, access, user):
     return translate_paged(g, lin, access, user)
 
 
-@jit
-def translate_paged(g, lin, access, user):
-    cpu = g.cpu
-    lin &= 0xFFFFFFFF
+@jit_inline
+def tlb_lookup(g, lin, access, user):
+    """The physical address of ``lin`` (32 bits) from the TLB when its entry
+    grants the access, else -1: a miss, U/S for a user access, W (or a
+    supervisor write with CR0.WP clear) for a write, whose entry must also
+    be dirty (a write through a clean entry walks again to set D), XD for a
+    fetch."""
     tlb = g.tlb
     vpn = lin >> PAGE_SHIFT
     i = vpn & (tlb.shape[0] - 1)
-    if tlb[i, TLB_TAG] == vpn + 1:
-        e = tlb[i, TLB_VALUE]
-        ok = not (user and not (e & T_USER))
-        if access == ACCESS_WRITE:
-            # a write through a clean entry walks again to set D
-            ok = ok and (e & T_DIRTY) != 0 and ((e & T_WRITE) != 0 or (not user and not cpu[CR0] & CR0_WP))
-        elif access == ACCESS_EXEC:
-            ok = ok and not (e & T_NX)
-        if ok:
-            return (e & ~PAGE_MASK) | (lin & PAGE_MASK)
+    if tlb[i, TLB_TAG] != vpn + 1:
+        return -1
+    e = tlb[i, TLB_VALUE]
+    if user and not (e & T_USER):
+        return -1
+    if access == ACCESS_WRITE:
+        if not (e & T_DIRTY) or not ((e & T_WRITE) or (not user and not g.cpu[CR0] & CR0_WP)):
+            return -1
+    elif access == ACCESS_EXEC and e & T_NX:
+        return -1
+    return (e & ~PAGE_MASK) | (lin & PAGE_MASK)
+
+
+@jit
+def translate_paged(g, lin, access, user):
+    lin &= 0xFFFFFFFF
+    pa = tlb_lookup(g, lin, access, user)
+    if pa >= 0:
+        return pa
     return page_walk(g, lin, access, user)
 
 

@@ -63,20 +63,32 @@ def store_double(cpu, size, lo, hi):
 
 
 @jit
+def multiply_double(cpu, src, size, signed_multiply):
+    """MUL and one-operand IMUL: AX, DX:AX or EDX:EAX = the accumulator *
+    src; CF = OF = the product does not fit the low half (unsigned), or is
+    not the low half sign-extended (signed).  Both factors have at most 32
+    bits, so an int64 product keeps every bit of it (it wraps, unsigned)."""
+    a = get_reg(cpu, EAX, size)
+    mask = (1 << (size * 8)) - 1
+    if signed_multiply:
+        p = signed(a, size) * signed(src, size)
+        overflow = p != signed(p & mask, size)
+    else:
+        p = a * src
+        overflow = ((p >> (size * 8)) & mask) != 0
+    lo = p & mask
+    store_double(cpu, size, lo, (p >> (size * 8)) & mask)
+    mul_flags(cpu, lo, size, overflow)
+
+
+@jit
 def mul(g, d):
     """Unsigned EDX:EAX = EAX * r/m; CF = OF = (upper half != 0)."""
     cpu = g.cpu
-    size = d[D_S0]
     src = read_operand(g, d, 0)
     if cpu[FAULT] >= 0:
         return
-    bits = size * 8
-    a = get_reg(cpu, EAX, size)
-    p = np.uint64(a) * np.uint64(src)
-    lo = np.int64(p & np.uint64((1 << bits) - 1))
-    hi = np.int64(p >> np.uint64(bits))
-    store_double(cpu, size, lo, hi)
-    mul_flags(cpu, lo, size, hi != 0)
+    multiply_double(cpu, src, d[D_S0], False)
 
 
 @jit
@@ -90,12 +102,7 @@ def imul(g, d):
         src = read_operand(g, d, 0)
         if cpu[FAULT] >= 0:
             return
-        p = signed(get_reg(cpu, EAX, size), size) * signed(src, size)
-        bits = size * 8
-        lo = p & ((1 << bits) - 1)
-        hi = (p >> bits) & ((1 << bits) - 1)
-        store_double(cpu, size, lo, hi)
-        mul_flags(cpu, lo, size, p != signed(lo, size))
+        multiply_double(cpu, src, size, True)
         return
     if d[D_NOPS] == 2:
         a = read_operand(g, d, 0)

@@ -25,15 +25,15 @@ import numpy as np
 from emu.core.jit import jit
 from emu.core.exceptions import raise_fault
 from emu.core.flags import get_eflags, set_lazy, LF_SUB
-from emu.core.memory import (read_mem, write_mem, check_write, note_write, PAGE_SHIFT, PAGE_MASK,
-                             BIOS_ROM, T_USER, T_WRITE, T_DIRTY, TLB_TAG, TLB_VALUE)
+from emu.core.memory import (read_mem, write_mem, check_write, note_write, tlb_lookup, PAGE_SHIFT,
+                             PAGE_MASK, BIOS_ROM, ACCESS_READ, ACCESS_WRITE)
 from emu.core.operands import get_reg, set_reg
 from emu.core.isa.io import port_allowed, port_read, port_write
 from emu.core.layout import (FAULT, EAX, ECX, EDX, ESI, EDI, ES, DS, NEXT_EIP, INSN_EIP, EXIT_REASON,
                              D_ASIZE, D_SEGOVR, D_REP, D_S0, D_S1, FLAG_DF, FLAG_ZF, REP_NONE,
                              REP_E, REP_NE, VEC_GP, REP_YIELD, OPTIONS, OPT_NO_FAST_PATH, WATCH_COUNT,
                              SEG_SLOTS, SEG_STRIDE, SEG_BASE, SEG_LIMIT, SEG_ATTR, CR0, CR0_PG,
-                             CR0_WP, CPL, A20_MASK, STRING_PAGED)
+                             CPL, A20_MASK, STRING_PAGED)
 from devices.chips.layout import ROM_LOCKED
 
 CHUNK = 1024
@@ -62,18 +62,9 @@ def page_span(g, seg, off, size, step, amask, write):
     else:
         n = min(at // size, off // size) + 1
     if cpu[CR0] & CR0_PG:
-        tlb = g.tlb
-        vpn = lin >> PAGE_SHIFT
-        i = vpn & (tlb.shape[0] - 1)
-        if tlb[i, TLB_TAG] != vpn + 1:
+        pa = tlb_lookup(g, lin, ACCESS_WRITE if write else ACCESS_READ, cpu[CPL] == 3)
+        if pa < 0:
             return 0, 0
-        e = tlb[i, TLB_VALUE]
-        user = cpu[CPL] == 3
-        if user and not e & T_USER:
-            return 0, 0
-        if write and not ((e & T_DIRTY) and ((e & T_WRITE) or (not user and not cpu[CR0] & CR0_WP))):
-            return 0, 0
-        pa = (e & ~PAGE_MASK) | at
     else:
         pa = lin & cpu[A20_MASK]
     if pa < 0 or (pa | PAGE_MASK) >= g.mem.shape[0]:
